@@ -1,0 +1,25 @@
+# shopguard: two commands on a fresh machine.
+#   make run   set up, then run the job on the built-in simulator (no broker)
+#   make test  set up, then run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test setup bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: setup
+	$(BIN)/shopguard run $(ARGS)
+
+test: setup
+	$(BIN)/pytest $(ARGS)
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,84 @@
+"""What every detector shares: the `Signal` it emits and the shape it has.
+
+A detector is a small object with a frozen config, explicit per-entity state
+and one method, `on_event(state, event) -> (state, signals)`. It never imports
+Bytewax: the dataflow keeps one state per entity (a live, a seller, a
+listing...) and hands it back on the next event, so detectors are trivial to
+unit-test and would run on any engine. Returning `None` as state forgets the
+entity.
+
+Detectors say *what is true* (a `Signal`); the policy decides what a signal
+costs and the ledger what to do about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, Sequence, TypeVar
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A finding: an actor broke a rule, with the evidence that shows it.
+
+    `subject` names what the finding is about (a live, a listing, a cluster of
+    duplicates); together with actor, type and `window_start` it makes the
+    violation id, so the same evidence always yields the same violation.
+    """
+
+    actor: str
+    violation_type: str
+    detector: str
+    subject: str
+    detected_at: int
+    window_start: int
+    window_end: int
+    confidence: float
+    evidence: dict[str, Any]
+    explanation: str
+
+
+class Detector(Protocol, Generic[S]):
+    """The shape of a detector (structural: detectors need not inherit it)."""
+
+    name: ClassVar[str]
+    """Permanent detector id, written into every violation it finds."""
+
+    event_types: ClassVar[frozenset[type]]
+    """The event classes this detector reads; others never reach it."""
+
+    def entity(self, event: Any) -> str | None:
+        """The key of the state this event updates (None: nothing to do)."""
+        ...
+
+    def on_event(self, state: S | None, event: Any) -> tuple[S | None, Sequence[Signal]]:
+        """Update one entity's state with one event; return new state and signals."""
+        ...
+
+
+@dataclass(slots=True)
+class CoolDown:
+    """Remembers when a finding was last issued, so it is issued once per cool-down.
+
+    >>> c = CoolDown(60_000)
+    >>> c.ready("spam", 0), c.ready("spam", 30_000), c.ready("spam", 61_000)
+    (True, False, True)
+    """
+
+    period_ms: int
+    last: dict[str, int] = field(default_factory=dict)
+
+    def ready(self, finding: str, ts: int) -> bool:
+        """True (and remember `ts`) if `finding` was not issued within the period."""
+        previous = self.last.get(finding)
+        if previous is not None and ts - previous < self.period_ms:
+            return False
+        self.last[finding] = ts
+        return True
+
+
+def clamp01(x: float) -> float:
+    """Confidence lives in 0..1."""
+    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x

@@ -1,0 +1,285 @@
+"""The `shopguard` command line: run, replay, simulate.
+
+Every command explains itself with `--help`. Wrong arguments and bad
+configuration end with one line that says what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Sequence
+
+from pipeline.config import Config, ConfigError, load
+from pipeline.policy import load_policy
+from sinks.metrics import Metrics
+
+PROG = "shopguard"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line that points at --help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+# ---- running a flow -----------------------------------------------------------------
+
+
+class Progress:
+    """Prints a progress line every `every` seconds from the metrics while a job runs."""
+
+    def __init__(self, metrics: Metrics, every: float = 2.0, stream=sys.stderr) -> None:
+        self.metrics, self.every, self.stream = metrics, every, stream
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="shopguard-progress", daemon=True)
+        self.started = time.monotonic()
+
+    def __enter__(self) -> "Progress":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        last_n, last_t = 0.0, self.started
+        while not self._stop.wait(self.every):
+            m, now = self.metrics, time.monotonic()
+            n = m.total(m.input_records)
+            rate = (n - last_n) / max(now - last_t, 1e-9)
+            last_n, last_t = n, now
+            print(
+                f"[{now - self.started:6.1f}s] {int(n):>10,} events read ({rate:,.0f}/s) | "
+                f"{int(m.total(m.violations)):,} violations | {int(m.total(m.actions)):,} actions | "
+                f"{int(m.total(m.dead_letters)):,} dead letters",
+                file=self.stream, flush=True,
+            )
+
+
+def execute(flow, config: Config, workers: int) -> None:
+    """Run a dataflow to completion on `workers` worker threads of this process."""
+    from bytewax._bytewax import cli_main
+    from bytewax.recovery import RecoveryConfig
+
+    recovery = None
+    if config.recovery.dir:
+        recovery = RecoveryConfig(Path(config.recovery.dir), timedelta(seconds=config.recovery.snapshot_interval_seconds))
+    cli_main(
+        flow,
+        workers_per_process=workers,
+        epoch_interval=timedelta(seconds=config.job.epoch_interval_seconds),
+        recovery_config=recovery,
+    )
+
+
+def summary(metrics: Metrics, out_dir: str, seconds: float) -> str:
+    """The closing summary of a run: what was read, what was found, where it is."""
+    read = metrics.total(metrics.input_records)
+    lines = [
+        f"shopguard finished in {seconds:.1f} s ({read / max(seconds, 1e-9):,.0f} events/s)",
+        f"  events read      {int(read):,}",
+        f"  duplicates       {int(metrics.total(metrics.duplicates)):,}",
+        f"  late events      {int(metrics.total(metrics.late_events)):,}",
+        f"  dead letters     {int(metrics.total(metrics.dead_letters)):,}"
+        + _breakdown(metrics.by_label(metrics.dead_letters, "reason")),
+        f"  violations       {int(metrics.total(metrics.violations)):,}",
+    ]
+    for vtype, n in sorted(metrics.by_label(metrics.violations, "violation_type").items()):
+        lines.append(f"    {vtype:<28}{int(n):,}")
+    lines.append(f"  actions          {int(metrics.total(metrics.actions)):,}"
+                 + _breakdown(metrics.by_label(metrics.actions, "action")))
+    lines.append(f"  review queue     {int(metrics.total(metrics.review_queue)):,}")
+    lines.append(f"  outputs in       {out_dir}/")
+    return "\n".join(lines)
+
+
+def _breakdown(counts: dict[str, float]) -> str:
+    if not counts:
+        return ""
+    return "  (" + ", ".join(f"{k}: {int(v):,}" for k, v in sorted(counts.items())) + ")"
+
+
+def run_job(config: Config, *, source_kind: str, replay: bool, workers: int,
+            serve_metrics: bool, progress: bool, metrics: Metrics | None = None) -> Metrics:
+    """Build sources, sinks and the flow from `config`; run it; return its metrics."""
+    from pipeline.dataflow import JobContext, build_flow
+    from pipeline.sources import FileSource, SimulatorSource
+    from sinks.files import JsonlDirSink
+
+    metrics = metrics or Metrics()
+    policy = load_policy(config.policy_path or None)
+    ctx = JobContext(config=config, policy=policy, metrics=metrics, replay=replay)
+    batch = config.job.batch_size
+    if source_kind == "file":
+        source = FileSource(config.source.file.path, batch)
+    elif source_kind == "simulator":
+        from pipeline.simulator import SimConfig
+
+        sim = config.source.simulator
+        source = SimulatorSource(SimConfig(seed=sim.seed, hours=sim.hours, scale=sim.scale), batch, sim.speedup)
+    else:
+        raise ConfigError(f"source.kind = {source_kind!r} is not available yet; use simulator or file")
+    sink = JsonlDirSink(config.output.dir, fresh=not config.recovery.dir)
+    flow = build_flow(ctx, source, sink)
+    server = metrics.serve(config.metrics.port, config.metrics.addr) if serve_metrics and config.metrics.port else None
+    if server is not None:
+        print(f"metrics on http://{config.metrics.addr}:{config.metrics.port}/metrics", file=sys.stderr)
+    try:
+        if progress:
+            with Progress(metrics):
+                execute(flow, config, workers)
+        else:
+            execute(flow, config, workers)
+    finally:
+        if server is not None:
+            server.shutdown()
+    return metrics
+
+
+# ---- commands ----------------------------------------------------------------------------
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """CLI flags laid over the configuration file."""
+    o: dict[str, Any] = {}
+
+    def put(path: str, value: Any) -> None:
+        if value is None:
+            return
+        node = o
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+
+    put("output.dir", getattr(args, "out", None))
+    put("metrics.port", getattr(args, "metrics_port", None))
+    put("source.kind", getattr(args, "source", None))
+    put("source.file.path", getattr(args, "events", None))
+    put("source.simulator.seed", getattr(args, "seed", None))
+    put("source.simulator.hours", getattr(args, "hours", None))
+    put("source.simulator.scale", getattr(args, "scale", None))
+    put("source.simulator.speedup", getattr(args, "speedup", None))
+    put("recovery.dir", getattr(args, "recovery_dir", None))
+    put("policy_path", getattr(args, "policy", None))
+    return o
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load(args.config, _overrides(args))
+    started = time.monotonic()
+    metrics = run_job(config, source_kind=config.source.kind, replay=False, workers=args.workers,
+                      serve_metrics=True, progress=not args.quiet)
+    print(summary(metrics, config.output.dir, time.monotonic() - started))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    overrides = _overrides(args)
+    overrides = {**overrides, "source": {"kind": "file", "file": {"path": args.events}}}
+    config = load(args.config, overrides)
+    if args.events != "-" and not Path(args.events).is_file():
+        return _fail(f"{args.events}: no such events file; give an NDJSON file or - for stdin")
+    started = time.monotonic()
+    metrics = run_job(config, source_kind="file", replay=True, workers=args.workers,
+                      serve_metrics=False, progress=args.progress)
+    metrics.write_textfile(str(Path(config.output.dir) / "metrics.prom"))
+    print(summary(metrics, config.output.dir, time.monotonic() - started), file=sys.stderr)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from pipeline.simulator import SimConfig, write
+
+    cfg = SimConfig(seed=args.seed, hours=args.hours, scale=args.scale)
+    started = time.monotonic()
+    counts = write(cfg, Path(args.out))
+    print(f"wrote {counts['events']:,} events, {counts['labels']:,} labels to {args.out}/ "
+          f"in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Stream job that keeps a live-commerce marketplace safe.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the long-running job (simulator, file or Kafka, by configuration)",
+                         description="Run the job. By default the built-in simulator is the source, "
+                                     "outputs go to ./out and metrics are served on 127.0.0.1:9464.")
+    run.add_argument("--config", metavar="FILE", help="TOML laid over config/shopguard.toml")
+    run.add_argument("--policy", metavar="FILE", help="policy TOML (default config/policy.toml)")
+    run.add_argument("--source", choices=["simulator", "file", "kafka"], help="override source.kind")
+    run.add_argument("--events", metavar="PATH", help="NDJSON file for --source file (- = stdin)")
+    run.add_argument("--out", metavar="DIR", help="output folder (default out)")
+    run.add_argument("--metrics-port", type=int, metavar="PORT", help="serve /metrics here (0 = off)")
+    run.add_argument("--seed", type=int, help="simulator seed")
+    run.add_argument("--hours", type=_positive_float, help="simulated hours")
+    run.add_argument("--scale", type=_positive_float, help="simulator population scale")
+    run.add_argument("--speedup", type=float, help="pace the simulator: event time x N wall clock (0 = max)")
+    run.add_argument("--recovery-dir", metavar="DIR", help="Bytewax recovery snapshots (resume after a crash)")
+    run.add_argument("-w", "--workers", type=_positive_int, default=1, help="worker threads (default 1)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(func=cmd_run)
+
+    replay = sub.add_parser("replay", help="run the job over one NDJSON file to the end",
+                            description="Run the same dataflow as `run` over one NDJSON file (any mix of "
+                                        "topics; file order is arrival order) and write the outputs to DIR.")
+    replay.add_argument("events", metavar="EVENTS", help="NDJSON events file, or - for stdin")
+    replay.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    replay.add_argument("--config", metavar="FILE", help="TOML laid over config/shopguard.toml")
+    replay.add_argument("--policy", metavar="FILE", help="policy TOML (default config/policy.toml)")
+    replay.add_argument("-w", "--workers", type=_positive_int, default=1, help="worker threads (default 1)")
+    replay.add_argument("--progress", action="store_true", help="print progress lines")
+    replay.set_defaults(func=cmd_replay)
+
+    sim = sub.add_parser("simulate", help="write a simulated event file with ground-truth labels",
+                         description="Write DIR/events.jsonl, DIR/labels.jsonl and DIR/hard_negatives.jsonl.")
+    sim.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    sim.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    sim.add_argument("--hours", type=_positive_float, default=6.0, help="simulated hours (default 6)")
+    sim.add_argument("--scale", type=_positive_float, default=1.0, help="population scale (default 1)")
+    sim.set_defaults(func=cmd_simulate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        return _fail(str(err))
+    except FileNotFoundError as err:
+        return _fail(str(err))
+    except KeyboardInterrupt:
+        return _fail("interrupted; outputs written so far are complete lines")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

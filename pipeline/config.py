@@ -1,0 +1,150 @@
+"""Configuration: TOML files in `config/`, decoded into typed, frozen structs.
+
+The job reads `config/shopguard.toml` (job, source, output, metrics and every
+detector threshold) and `config/policy.toml` (what each violation costs). A
+user file given with `--config` is laid over the defaults key by key, so it
+only needs the keys it changes. Everything is validated at start-up: a typo or
+a wrong type stops the job with one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULT_CONFIG = CONFIG_DIR / "shopguard.toml"
+DEFAULT_POLICY = CONFIG_DIR / "policy.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid; the message says which key."""
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class JobConfig(_Section):
+    shards: int
+    allowed_lateness_seconds: float
+    dedupe_horizon_seconds: float
+    idle_eviction_seconds: float
+    batch_size: int
+    ledger_hold_seconds: float
+    epoch_interval_seconds: float
+
+
+class SimulatorSourceConfig(_Section):
+    seed: int
+    hours: float
+    scale: float
+    speedup: float
+
+
+class FileSourceConfig(_Section):
+    path: str
+
+
+class KafkaConfig(_Section):
+    brokers: list[str]
+    input_topics: list[str]
+    output_topics: dict[str, str]
+    consumer: dict[str, str]
+    producer: dict[str, str]
+    security: dict[str, str]
+
+
+class SourceConfig(_Section):
+    kind: Literal["simulator", "file", "kafka"]
+    simulator: SimulatorSourceConfig
+    file: FileSourceConfig
+
+
+class OutputConfig(_Section):
+    kind: Literal["files", "kafka"]
+    dir: str
+
+
+class MetricsConfig(_Section):
+    port: int
+    addr: str
+
+
+class RecoveryConfig(_Section):
+    dir: str
+    snapshot_interval_seconds: float
+
+
+class Config(_Section):
+    job: JobConfig
+    source: SourceConfig
+    output: OutputConfig
+    metrics: MetricsConfig
+    recovery: RecoveryConfig
+    kafka: KafkaConfig
+    detectors: dict[str, dict[str, Any]]
+    policy_path: str = ""
+
+    def detector_config(self, name: str, config_type: type) -> Any:
+        """The typed config of one detector, from its `[detectors.NAME]` table."""
+        table = self.detectors.get(name)
+        if table is None:
+            raise ConfigError(f"config: missing table [detectors.{name}]; copy it from {DEFAULT_CONFIG}")
+        try:
+            return msgspec.convert(table, config_type)
+        except msgspec.ValidationError as err:
+            raise ConfigError(f"config: [detectors.{name}]: {_where(err)}") from None
+
+
+def _where(err: msgspec.ValidationError) -> str:
+    """msgspec says `- at `$.a.b``; say `key a.b` instead."""
+    text = str(err)
+    if " - at `$." in text:
+        message, path = text.split(" - at `$.", 1)
+        return f"key `{path.rstrip('`')}`: {message}"
+    return text
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read one TOML file, with an error that names the file and the line."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; pass an existing file or omit the option") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Lay `override` over `base` table by table.
+
+    >>> merge({"a": {"x": 1, "y": 2}}, {"a": {"y": 3}})
+    {'a': {'x': 1, 'y': 3}}
+    """
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """The job's configuration: defaults, then the user's file, then CLI overrides."""
+    data = read_toml(DEFAULT_CONFIG)
+    source = str(DEFAULT_CONFIG)
+    if path is not None:
+        data = merge(data, read_toml(Path(path)))
+        source = str(path)
+    if overrides:
+        data = merge(data, overrides)
+    try:
+        return msgspec.convert(data, Config)
+    except msgspec.ValidationError as err:
+        raise ConfigError(f"{source}: {_where(err)}") from None

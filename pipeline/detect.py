@@ -1,0 +1,176 @@
+"""The detect step: one shard of one detector family, in plain Python.
+
+The dataflow partitions events by a routing key (see `routing.py`) into a
+fixed number of shards; each shard is one `DetectShard`. For every event it
+
+1. drops redeliveries (event ids remembered for an event-time horizon),
+2. counts events older than the allowed lateness and keeps them out of windows,
+3. hands the event to each detector that reads its type, with the state of
+   the entity the detector keys it by, and
+4. turns the detectors' signals into violations through the policy.
+
+Idle entity state is evicted in event time, so memory follows the number of
+active sellers, creators and LIVEs, not the length of the stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from detectors.base import Signal
+from pipeline.events import Event
+from pipeline.policy import Policy, violation_from
+from pipeline.records import Violation
+from sinks.metrics import Metrics
+
+
+@dataclass(slots=True)
+class Deduper:
+    """Event ids seen within `horizon_ms` of event time, oldest first.
+
+    >>> d = Deduper(horizon_ms=1000)
+    >>> d.seen_before("a", 0), d.seen_before("a", 10), d.seen_before("b", 5000), d.seen_before("a", 5001)
+    (False, True, False, False)
+    """
+
+    horizon_ms: int
+    ids: dict[str, int] = field(default_factory=dict)
+
+    def seen_before(self, event_id: str, ts: int) -> bool:
+        if event_id in self.ids:
+            return True
+        self.ids[event_id] = ts
+        return False
+
+    def forget_older_than(self, cutoff: int) -> None:
+        ids = self.ids
+        while ids:
+            oldest = next(iter(ids))
+            if ids[oldest] >= cutoff:
+                return
+            del ids[oldest]
+
+
+@dataclass(slots=True)
+class EntityStates:
+    """One detector's state per entity, least recently active first."""
+
+    states: dict[str, Any] = field(default_factory=dict)
+    last_seen: dict[str, int] = field(default_factory=dict)
+
+    def get(self, entity: str) -> Any:
+        return self.states.get(entity)
+
+    def put(self, entity: str, state: Any, ts: int) -> None:
+        if state is None:
+            self.states.pop(entity, None)
+            self.last_seen.pop(entity, None)
+            return
+        self.states[entity] = state
+        # Re-insert so iteration order is activity order (for eviction).
+        previous = self.last_seen.pop(entity, None)
+        self.last_seen[entity] = ts if previous is None or ts > previous else previous
+
+    def evict_idle(self, cutoff: int) -> None:
+        last_seen = self.last_seen
+        while last_seen:
+            entity = next(iter(last_seen))
+            if last_seen[entity] >= cutoff:
+                return
+            del last_seen[entity]
+            del self.states[entity]
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+
+@dataclass(slots=True)
+class ShardState:
+    """Everything a shard keeps between events; pickled into recovery snapshots."""
+
+    dedupe: Deduper
+    detector_states: dict[str, EntityStates]
+    watermark: int = -(2**62)
+    swept_at: int = -(2**62)
+
+
+class DetectShard:
+    """Dedupe, lateness, dispatch to detectors and policy, for one shard.
+
+    `detectors` are the instances of this family; `resume` is a `ShardState`
+    from a snapshot, or None for a new shard.
+    """
+
+    SWEEP_EVERY_MS = 60_000
+
+    def __init__(
+        self,
+        detectors: Iterable[Any],
+        policy: Policy,
+        metrics: Metrics,
+        *,
+        allowed_lateness_ms: int,
+        dedupe_horizon_ms: int,
+        idle_eviction_ms: int,
+        resume: ShardState | None = None,
+    ) -> None:
+        self.detectors = list(detectors)
+        self.policy = policy
+        self.metrics = metrics
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self.idle_eviction_ms = idle_eviction_ms
+        self.state = resume or ShardState(
+            dedupe=Deduper(dedupe_horizon_ms),
+            detector_states={d.name: EntityStates() for d in self.detectors},
+        )
+        for d in self.detectors:  # a detector added since the snapshot starts empty
+            self.state.detector_states.setdefault(d.name, EntityStates())
+        self._readers: dict[type, list[Any]] = {}
+        for d in self.detectors:
+            for event_type in d.event_types:
+                self._readers.setdefault(event_type, []).append(d)
+
+    def process(self, events: Iterable[Event]) -> list[Violation]:
+        """Run a batch of events (arrival order) through the shard."""
+        violations: list[Violation] = []
+        st = self.state
+        for event in events:
+            if st.dedupe.seen_before(event.event_id, event.ts):
+                self.metrics.duplicates_child(event.topic).inc()
+                continue
+            if event.ts > st.watermark:
+                st.watermark = event.ts
+            elif event.ts < st.watermark - self.allowed_lateness_ms:
+                self.metrics.late_child(event.topic).inc()
+                continue
+            for detector in self._readers.get(type(event), ()):
+                violations.extend(self._run(detector, event))
+        if st.watermark - st.swept_at >= self.SWEEP_EVERY_MS:
+            self._sweep()
+        return violations
+
+    def _run(self, detector: Any, event: Event) -> list[Violation]:
+        entity = detector.entity(event)
+        if entity is None:
+            return []
+        states = self.state.detector_states[detector.name]
+        new_state, signals = detector.on_event(states.get(entity), event)
+        states.put(entity, new_state, event.ts)
+        return [self._violation(s) for s in signals]
+
+    def _violation(self, signal: Signal) -> Violation:
+        violation = violation_from(signal, self.policy)
+        self.metrics.violations_child(violation.violation_type, violation.detector, violation.enforced).inc()
+        return violation
+
+    def _sweep(self) -> None:
+        st = self.state
+        st.swept_at = st.watermark
+        st.dedupe.forget_older_than(st.watermark - st.dedupe.horizon_ms)
+        for states in st.detector_states.values():
+            states.evict_idle(st.watermark - self.idle_eviction_ms)
+
+    def keys_held(self) -> int:
+        """Entities in state (for the state-size metric)."""
+        return sum(len(s) for s in self.state.detector_states.values())

@@ -1,0 +1,95 @@
+"""Output records of the wire contract, one typed definition each.
+
+Field order here is the order in the JSON the job writes, so outputs are
+byte-stable across runs. `SINK_OF` names the file and topic of each record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class Education(msgspec.Struct, frozen=True):
+    module_id: str
+    title: str
+    url: str
+
+
+class Violation(msgspec.Struct, frozen=True, kw_only=True):
+    violation_id: str
+    actor: str
+    violation_type: str
+    policy_id: str
+    severity: str
+    points: int
+    detector: str
+    confidence: float
+    detected_at: int
+    window_start: int
+    window_end: int
+    evidence: dict[str, Any]
+    explanation: str
+    education: Education
+    enforced: bool
+
+
+class Action(msgspec.Struct, frozen=True, kw_only=True):
+    action_id: str
+    actor: str
+    action: str
+    active_points: int
+    violation_ids: list[str]
+    ts: int
+    reason: str
+
+
+class ReviewEntry(msgspec.Struct, frozen=True, kw_only=True):
+    actor: str
+    score: float
+    model: str
+    features: dict[str, Any]
+    ts: int
+
+
+class Standing(msgspec.Struct, frozen=True, kw_only=True):
+    actor: str
+    active_points: int
+    level: str
+    health: int
+    restrictions: list[str]
+    ts: int
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    raw: str
+    error: str
+    source: str
+    ts: int
+    reason: str  # extension: a short machine label (the metric's `reason`)
+
+
+OutputRecord = Violation | Action | ReviewEntry | Standing | DeadLetter
+
+# record type -> (file name in the output folder, Kafka topic)
+SINK_OF: dict[type, tuple[str, str]] = {
+    Violation: ("violations.jsonl", "violations"),
+    Action: ("actions.jsonl", "enforcement-actions"),
+    ReviewEntry: ("review_queue.jsonl", "review-queue"),
+    Standing: ("standing.jsonl", "actor-standing"),
+    DeadLetter: ("dead_letter.jsonl", "dead-letter"),
+}
+OUTPUT_FILES: tuple[str, ...] = tuple(name for name, _ in SINK_OF.values())
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(record: OutputRecord) -> bytes:
+    """One JSON line (without the newline)."""
+    return _encoder.encode(record)
+
+
+def key_of(record: OutputRecord) -> str:
+    """The Kafka message key: the actor, so one actor's records stay ordered."""
+    return getattr(record, "actor", None) or record.source  # dead letters key by source

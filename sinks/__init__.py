@@ -1,0 +1,1 @@
+"""shopguard sinks: where results go (JSONL files, Kafka topics, Prometheus)."""

@@ -37,3 +37,4 @@ def replay(events: Path, out: Path, workers: int = 1, config: dict | None = None
     metrics = run_job(cfg, source_kind="file", replay=True, workers=workers, serve_metrics=False, progress=False)
     outputs = {p.name: read_jsonl(p) for p in out.glob("*.jsonl")}
     return metrics, outputs
+from tests.kafka_fixture import kafka_broker  # noqa: F401,E402  (a real broker, started once per session)

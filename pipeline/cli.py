@@ -115,7 +115,7 @@ def _breakdown(counts: dict[str, float]) -> str:
 def run_job(config: Config, *, source_kind: str, replay: bool, workers: int,
             serve_metrics: bool, progress: bool, metrics: Metrics | None = None) -> Metrics:
     """Build sources, sinks and the flow from `config`; run it; return its metrics."""
-    from pipeline.dataflow import JobContext, build_flow
+    from pipeline.dataflow import JobContext, build_flow, read_from, write_to
     from pipeline.sources import FileSource, SimulatorSource
     from sinks.files import JsonlDirSink
 
@@ -133,7 +133,7 @@ def run_job(config: Config, *, source_kind: str, replay: bool, workers: int,
     else:
         raise ConfigError(f"source.kind = {source_kind!r} is not available yet; use simulator or file")
     sink = JsonlDirSink(config.output.dir, fresh=not config.recovery.dir)
-    flow = build_flow(ctx, source, sink)
+    flow = build_flow(ctx, read_from(source), write_to(sink))
     server = metrics.serve(config.metrics.port, config.metrics.addr) if serve_metrics and config.metrics.port else None
     if server is not None:
         print(f"metrics on http://{config.metrics.addr}:{config.metrics.port}/metrics", file=sys.stderr)

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
@@ -191,16 +191,25 @@ def to_file_item(record: OutputRecord) -> tuple[str, bytes]:
     return SINK_OF[type(record)][0], encode(record)
 
 
+def read_from(source: Source[RawRecord]) -> Callable[[Dataflow], Stream[RawRecord]]:
+    """The input step for a source that yields `RawRecord`s (files, simulator)."""
+    return lambda flow: op.input("read_input", flow, source)
+
+
+def write_to(sink: Sink, to_sink_item: Callable[[OutputRecord], Any] = to_file_item):
+    """The output step for a sink of `to_sink_item(record)` items (JSONL files by default)."""
+    return lambda records: op.output("write_outputs", op.map("serialize", records, to_sink_item), sink)
+
+
 def build_flow(
     ctx: JobContext,
-    source: Source[RawRecord],
-    sink: Sink,
-    to_sink_item: Callable[[OutputRecord], Any] = to_file_item,
+    read: Callable[[Dataflow], Stream[RawRecord]],
+    write: Callable[[Stream[OutputRecord]], None],
 ) -> Dataflow:
-    """The shopguard dataflow from `source` to `sink`."""
+    """The shopguard dataflow: `read` adds the input step(s), `write` the output step(s)."""
     shards = ctx.config.job.shards
     flow = Dataflow("shopguard")
-    raw = op.input("read_input", flow, source)
+    raw = read(flow)
     decoded = op.flat_map_batch("decode", raw, decode_batch(ctx))
     valid = op.branch("split_dead_letters", decoded, lambda x: not isinstance(x, DeadLetter))
     governance = op.branch("split_governance", valid.trues, lambda e: type(e) in GOVERNANCE_TYPES)
@@ -225,6 +234,5 @@ def build_flow(
     by_actor = op.key_on("key_ledger", to_ledger, lambda x: ledger_key(x.actor, shards))
     ledger_out = op.key_rm("ledger_records", op.stateful_batch("ledger", by_actor, lambda r: LedgerLogic(ctx, r)))
 
-    outputs = op.merge("outputs", all_violations, ledger_out, valid.falses)
-    op.output("write_outputs", op.map("serialize", outputs, to_sink_item), sink)
+    write(op.merge("outputs", all_violations, ledger_out, valid.falses))
     return flow

@@ -180,9 +180,11 @@ class EngagementInflation:
         self._trim(state, event.ts)
         if not newest:
             return []  # a late interval joins the history; judging happens on the newest
-        baseline = self._baseline(state, event.ts)
-        if baseline is None:
+        window = self._baseline_window(state, event.ts)
+        if window is None or not self._could_be_a_jump(current, window):
+            state.streaks = {}
             return []
+        baseline = self._baseline(state, window)
         anomalies = dict(self._anomalies(state, current, baseline))
         # A streak counts consecutive anomalous intervals; a normal one resets it.
         state.streaks = {kind: state.streaks.get(kind, 0) + 1 for kind in anomalies}
@@ -201,11 +203,22 @@ class EngagementInflation:
         if drop:
             del state.intervals[:drop]
 
-    def _baseline(self, state: LiveState, now: int) -> _Baseline | None:
+    def _baseline_window(self, state: LiveState, now: int) -> list[_Interval] | None:
         start, end = now - self._baseline_ms, now - self._gap_ms
         window = [iv for iv in state.intervals if start <= iv.ts < end]
-        if len(window) < self.config.min_baseline_intervals:
-            return None
+        return window if len(window) >= self.config.min_baseline_intervals else None
+
+    def _could_be_a_jump(self, cur: _Interval, window: list[_Interval]) -> bool:
+        """Cheap pre-check: a median is at least the minimum, so a metric below
+        ratio x its window minimum cannot be a jump. Most intervals stop here."""
+        cfg = self.config
+        return (
+            cur.viewers >= cfg.viewer_jump_ratio * min(iv.viewers for iv in window)
+            or cur.likes + 1 >= cfg.like_jump_ratio * (min(iv.likes for iv in window) + 1)
+            or cur.followers + 1 >= cfg.follower_jump_ratio * (min(iv.followers for iv in window) + 1)
+        )
+
+    def _baseline(self, state: LiveState, window: list[_Interval]) -> _Baseline:
         span = max(1, window[-1].ts - window[0].ts)
         commenters = self._distinct_commenters(state, window[0].ts, window[-1].ts)
         return _Baseline(

@@ -75,14 +75,13 @@ def execute(flow, config: Config, workers: int) -> None:
     from bytewax.recovery import RecoveryConfig
 
     recovery = None
+    # Epochs exist to snapshot state; without recovery nobody reads the
+    # snapshots, so long epochs save pickling every shard every few seconds.
+    epoch = timedelta(hours=1)
     if config.recovery.dir:
         recovery = RecoveryConfig(Path(config.recovery.dir), timedelta(seconds=config.recovery.snapshot_interval_seconds))
-    cli_main(
-        flow,
-        workers_per_process=workers,
-        epoch_interval=timedelta(seconds=config.job.epoch_interval_seconds),
-        recovery_config=recovery,
-    )
+        epoch = timedelta(seconds=config.job.epoch_interval_seconds)
+    cli_main(flow, workers_per_process=workers, epoch_interval=epoch, recovery_config=recovery)
 
 
 def summary(metrics: Metrics, out_dir: str, seconds: float) -> str:
@@ -115,7 +114,7 @@ def _breakdown(counts: dict[str, float]) -> str:
 def run_job(config: Config, *, source_kind: str, replay: bool, workers: int,
             serve_metrics: bool, progress: bool, metrics: Metrics | None = None) -> Metrics:
     """Build sources, sinks and the flow from `config`; run it; return its metrics."""
-    from pipeline.dataflow import JobContext, build_flow, read_from, write_to
+    from pipeline.dataflow import JobContext, build_flow, read_from, timed, to_file_item, write_to
     from pipeline.sources import FileSource, SimulatorSource
     from sinks.files import JsonlDirSink
 
@@ -123,17 +122,26 @@ def run_job(config: Config, *, source_kind: str, replay: bool, workers: int,
     policy = load_policy(config.policy_path or None)
     ctx = JobContext(config=config, policy=policy, metrics=metrics, replay=replay)
     batch = config.job.batch_size
-    if source_kind == "file":
-        source = FileSource(config.source.file.path, batch)
+    if source_kind == "kafka":
+        from pipeline.kafka import read_kafka
+
+        read = read_kafka(config)
+    elif source_kind == "file":
+        read = read_from(FileSource(config.source.file.path, batch))
     elif source_kind == "simulator":
         from pipeline.simulator import SimConfig
 
         sim = config.source.simulator
-        source = SimulatorSource(SimConfig(seed=sim.seed, hours=sim.hours, scale=sim.scale), batch, sim.speedup)
+        read = read_from(SimulatorSource(SimConfig(seed=sim.seed, hours=sim.hours, scale=sim.scale), batch, sim.speedup))
     else:
-        raise ConfigError(f"source.kind = {source_kind!r} is not available yet; use simulator or file")
-    sink = JsonlDirSink(config.output.dir, fresh=not config.recovery.dir)
-    flow = build_flow(ctx, read_from(source), write_to(sink))
+        raise ConfigError(f"source.kind = {source_kind!r} is not available yet; use simulator, file or kafka")
+    if config.output.kind == "kafka":
+        from pipeline.kafka import write_kafka
+
+        write = write_kafka(config)
+    else:
+        write = write_to(JsonlDirSink(config.output.dir, fresh=not config.recovery.dir), timed(metrics, to_file_item))
+    flow = build_flow(ctx, read, write)
     server = metrics.serve(config.metrics.port, config.metrics.addr) if serve_metrics and config.metrics.port else None
     if server is not None:
         print(f"metrics on http://{config.metrics.addr}:{config.metrics.port}/metrics", file=sys.stderr)

@@ -102,6 +102,7 @@ def decode_batch(ctx: JobContext) -> Callable[[list[RawRecord]], list[Event | De
                 newest = event.ts
             out.append(event)
         if records:
+            metrics.note_batch_read(records[0].received_ms)
             counter = input_records.get(records[0].origin)
             if counter is None:
                 counter = input_records[records[0].origin] = metrics.input_records.labels(
@@ -140,9 +141,13 @@ class DetectLogic(op.StatefulBatchLogic):
             resume=pickle.loads(resume) if resume else None,
         )
         self.step = step
+        self.metrics = ctx.metrics
+        self.key = f"{id(self)}"  # shards are not told their key; any stable id per logic will do
 
     def on_batch(self, events: list[Event]):
-        return self.shard.process(events), self.RETAIN
+        violations = self.shard.process(events)
+        self.metrics.set_state_keys(self.step, self.key, self.shard.keys_held())
+        return violations, self.RETAIN
 
     def snapshot(self) -> bytes:
         return pickle.dumps(self.shard.state, protocol=pickle.HIGHEST_PROTOCOL)
@@ -199,6 +204,16 @@ def read_from(source: Source[RawRecord]) -> Callable[[Dataflow], Stream[RawRecor
 def write_to(sink: Sink, to_sink_item: Callable[[OutputRecord], Any] = to_file_item):
     """The output step for a sink of `to_sink_item(record)` items (JSONL files by default)."""
     return lambda records: op.output("write_outputs", op.map("serialize", records, to_sink_item), sink)
+
+
+def timed(metrics: Metrics, to_sink_item: Callable[[OutputRecord], Any]) -> Callable[[OutputRecord], Any]:
+    """`to_sink_item` that also observes the processing latency of each output."""
+
+    def serialize(record: OutputRecord) -> Any:
+        metrics.observe_output_latency(time.time())
+        return to_sink_item(record)
+
+    return serialize
 
 
 def build_flow(

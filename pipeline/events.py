@@ -214,6 +214,10 @@ _loose_decoder = msgspec.json.Decoder()
 # ---- errors: a sentence a person can act on ---------------------------------
 
 
+DECODE_REASONS = frozenset({"invalid_json", "unknown_type", "missing_field", "wrong_type", "invalid_value",
+                            "invalid_event"})
+
+
 class InvalidEvent(ValueError):
     """An input that is not a valid contract event; `reason` is a short metric label."""
 

@@ -118,6 +118,8 @@ class Metrics:
             ["source"], namespace=NAMESPACE, registry=r,
         )
         self._lock = threading.Lock()
+        self._state_keys: dict[str, dict[str, int]] = {}
+        self._batch = threading.local()  # each worker thread processes one input batch at a time
 
     # Cached children: the hot path calls these, never `labels(...)`.
     @lru_cache(maxsize=None)
@@ -159,6 +161,23 @@ class Metrics:
             if newest_s > self.newest_event_time._value.get():
                 self.newest_event_time.set(newest_s)
             self.event_time_lag.set(max(0.0, now_s - self.newest_event_time._value.get()))
+
+    def set_state_keys(self, step: str, shard: str, keys: int) -> None:
+        """Keys held by one shard of a step; the gauge shows the step's total."""
+        with self._lock:
+            shards = self._state_keys.setdefault(step, {})
+            shards[shard] = keys
+            self.state_keys.labels(step).set(sum(shards.values()))
+
+    def note_batch_read(self, received_ms: int) -> None:
+        """Remember when this worker read the input batch it is now processing."""
+        self._batch.read_ms = received_ms
+
+    def observe_output_latency(self, now_s: float) -> None:
+        """Wall time from reading the current input batch to emitting an output of it."""
+        read_ms = getattr(self._batch, "read_ms", None)
+        if read_ms is not None:
+            self.processing_latency.observe(max(0.0, now_s - read_ms / 1000.0))
 
     def serve(self, port: int, addr: str = "127.0.0.1"):
         """Serve /metrics on `addr:port`; returns the server so it can be shut down."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.events import DECODE_REASONS
 from tests.conftest import replay
 
 
@@ -21,16 +22,20 @@ def test_every_line_is_processed_duplicated_or_dead_lettered(tmp_path, mixed_fil
     read = metrics.total(metrics.input_records)
     valid = metrics.total(metrics.events)
     duplicates = metrics.total(metrics.duplicates)
-    dead = metrics.total(metrics.dead_letters)
+    by_reason = metrics.by_label(metrics.dead_letters, "reason")
+    undecodable = sum(n for reason, n in by_reason.items() if reason in DECODE_REASONS)
     assert read == lines == 22
-    assert valid + dead == read
-    assert (valid - duplicates, duplicates, dead) == (15, 1, 6)
-    assert len(out["dead_letter.jsonl"]) == 6
+    assert valid + undecodable == read
+    assert (valid - duplicates, duplicates, undecodable) == (15, 1, 6)
+    # the sample's two appeal events name a violation this job never issued: rejected with a reason
+    rejected = [d for d in out["dead_letter.jsonl"] if d["reason"] not in DECODE_REASONS]
+    assert len(rejected) == 2 and all("v-abc" in d["raw"] for d in rejected)
+    assert len(out["dead_letter.jsonl"]) == undecodable + len(rejected)
 
 
 def test_dead_letters_carry_raw_error_source_and_time(tmp_path, mixed_file):
     _, out = replay(mixed_file, tmp_path / "out")
-    letters = {d["source"]: d for d in out["dead_letter.jsonl"]}
+    letters = {d["source"]: d for d in out["dead_letter.jsonl"] if d["reason"] in DECODE_REASONS}
     # the malformed lines follow the 16 sample lines and one blank line
     assert set(letters) == {f"mixed.jsonl:{n}" for n in range(18, 24)}
     truncated = letters["mixed.jsonl:18"]

@@ -274,6 +274,10 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--hours", type=_positive_float, default=6.0, help="simulated hours (default 6)")
     sim.add_argument("--scale", type=_positive_float, default=1.0, help="population scale (default 1)")
     sim.set_defaults(func=cmd_simulate)
+
+    from pipeline.diff import add_diff_command
+
+    add_diff_command(sub)
     return p
 
 

@@ -30,8 +30,11 @@ class Deduper:
     """Event ids seen within `horizon_ms` of event time, oldest first.
 
     >>> d = Deduper(horizon_ms=1000)
-    >>> d.seen_before("a", 0), d.seen_before("a", 10), d.seen_before("b", 5000), d.seen_before("a", 5001)
-    (False, True, False, False)
+    >>> d.seen_before("a", 0), d.seen_before("a", 10), d.seen_before("b", 5000)
+    (False, True, False)
+    >>> d.forget_older_than(5000 - d.horizon_ms)  # the shard sweeps as event time advances
+    >>> d.seen_before("a", 5001)
+    False
     """
 
     horizon_ms: int

@@ -3,18 +3,29 @@
 The numbers live in `config/policy.toml`; this module only reads, validates
 and applies them. Detection (detectors) is kept apart from decision (here) and
 action (the ledger), so a policy change never touches a detector.
+
+A policy file is validated completely at start-up: every error names the
+file and the key, e.g. ``key `types.listing_spam.points`: Expected `int` >= 0,
+got -1``.
+
+>>> policy = load_policy()
+>>> policy.types["counterfeit_listing"].immediate_actions, [s.threshold for s in policy.ladder]
+(['listing_removal'], [12, 24, 36, 48])
+>>> policy.step_for(30), policy.ladder[policy.step_for(30)].level, policy.step_for(3)
+(1, 'restricted', -1)
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from detectors.base import Signal
-from pipeline.config import DEFAULT_POLICY, ConfigError, _where, read_toml
+from pipeline.config import DEFAULT_POLICY, ConfigError, read_toml
 from pipeline.records import Education, Violation
 
 CATALOG: tuple[str, ...] = (
@@ -23,64 +34,206 @@ CATALOG: tuple[str, ...] = (
     "off_platform_solicitation", "misleading_claims", "account_takeover", "linked_accounts",
 )
 ACTION_KINDS = ("warning", "listing_removal", "live_restriction", "payout_hold", "suspension", "reinstatement")
+# What `restrictions` in a standing may name: the limits in force on an actor.
+RESTRICTION_KINDS = ("listing_limit", "live_restriction", "payout_hold", "temporary_suspension", "suspension")
+# Immediate actions that stay in force (as a restriction) while their violation is active.
+LASTING_ACTIONS = ("live_restriction", "payout_hold", "suspension")
+SEVERITIES = ("low", "medium", "high", "critical")
 
 Severity = Literal["low", "medium", "high", "critical"]
 ActionKind = Literal["warning", "listing_removal", "live_restriction", "payout_hold", "suspension"]
+RestrictionKind = Literal["listing_limit", "live_restriction", "payout_hold", "temporary_suspension", "suspension"]
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*$")]
+Url = Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$")]
+Points = Annotated[int, msgspec.Meta(ge=0)]
+HealthPoints = Annotated[int, msgspec.Meta(ge=0, le=1000)]
+Days = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
+class Lesson(Education, frozen=True, forbid_unknown_fields=True):
+    """The lesson a violation type teaches (an `Education` record, checked strictly)."""
+
+    module_id: NonEmpty
+    title: NonEmpty
+    url: Url
+
+
 class TypePolicy(_Strict):
-    policy_id: str
+    policy_id: NonEmpty
     severity: Severity
-    points: int
+    points: Points
     enforced: bool
     immediate_actions: list[ActionKind]
-    education: Education
+    education: Lesson
 
 
 class LadderStep(_Strict):
-    threshold: int
-    level: str
-    actions: list[ActionKind]
-    restrictions: list[str]
+    threshold: Annotated[int, msgspec.Meta(gt=0)]
+    level: Name
+    actions: Annotated[list[ActionKind], msgspec.Meta(min_length=1)]
+    restrictions: list[RestrictionKind]
+
+
+class SeverityPenalty(_Strict):
+    low: HealthPoints
+    medium: HealthPoints
+    high: HealthPoints
+    critical: HealthPoints
 
 
 class HealthPolicy(_Strict):
-    lesson_credit: int
-    severity_penalty: dict[Severity, int]
+    lesson_credit: HealthPoints
+    severity_penalty: SeverityPenalty
 
 
 class Policy(_Strict):
-    expiry_days: float
-    education_credit_points: int
-    education_credit_days: float
-    ladder: list[LadderStep]
+    expiry_days: Days
+    education_credit_points: Points
+    education_credit_days: Days
+    ladder: Annotated[list[LadderStep], msgspec.Meta(min_length=1)]
     health: HealthPolicy
     types: dict[str, TypePolicy]
 
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.types) - set(CATALOG))
-        if unknown:
-            raise ValueError(f"unknown violation type(s) {unknown} in [types]; the catalog is {list(CATALOG)}")
-        missing = sorted(set(CATALOG) - set(self.types))
-        if missing:
-            raise ValueError(f"missing [types.{missing[0]}]: every catalog type needs a policy")
-        thresholds = [s.threshold for s in self.ladder]
-        if thresholds != sorted(set(thresholds)):
-            raise ValueError("[[ladder]] thresholds must be strictly increasing")
+    def step_for(self, points: int) -> int:
+        """Index of the highest ladder step whose threshold `points` reach; -1 below the first."""
+        step = -1
+        for i, rung in enumerate(self.ladder):
+            if points >= rung.threshold:
+                step = i
+        return step
+
+    def types_teaching(self, module_id: str) -> list[str]:
+        """Violation types whose lesson is `module_id` (usually one)."""
+        return [name for name, rule in self.types.items() if rule.education.module_id == module_id]
+
+    def penalty(self, severity: str) -> int:
+        """Health penalty of a fresh violation of this severity."""
+        return getattr(self.health.severity_penalty, severity)
+
+
+class PolicyError(ConfigError):
+    """A policy file is invalid; the message names the file and the key."""
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy file; errors name the file and the key."""
     path = Path(path) if path else DEFAULT_POLICY
-    data = read_toml(path)
+    return parse_policy(read_toml(path), str(path))
+
+
+def parse_policy(data: dict[str, Any], source: str = "policy") -> Policy:
+    """Validate a decoded policy table; raise `PolicyError` naming the first bad key.
+
+    >>> try:
+    ...     parse_policy({"expiry_days": 90, "ladder": []}, "p.toml")
+    ... except PolicyError as err:
+    ...     print(err)
+    p.toml: key `ladder`: expected `array` of length >= 1, got []
+    """
+    types = data.get("types")
+    if isinstance(types, dict):  # one table at a time, so an error names its type
+        for name, table in types.items():
+            _convert(table, TypePolicy, source, f"types.{name}")
+    policy = _convert(data, Policy, source, "")
+    _check(policy, source)
+    return policy
+
+
+def _convert(data: Any, type_: type, source: str, prefix: str) -> Any:
     try:
-        return msgspec.convert(data, Policy)
+        return msgspec.convert(data, type_)
     except msgspec.ValidationError as err:
-        raise ConfigError(f"{path}: {_where(err)}") from None
+        raise PolicyError(f"{source}: {_explain(err, data, prefix)}") from None
+
+
+def _explain(err: msgspec.ValidationError, data: Any, prefix: str) -> str:
+    """msgspec says ``Expected ... - at `$.a[1].b` ``; say ``key `a[1].b`: Expected ..., got X``."""
+    text = str(err)
+    message, _, where = text.partition(" - at `$")
+    path = where.rstrip("`").lstrip(".")
+    if message.startswith("Object missing required field `"):
+        field = message.split("`")[1]
+        return f"missing key `{_join(prefix, _join(path, field))}`"
+    if message.startswith("Object contains unknown field `"):
+        field = message.split("`")[1]
+        return f"unknown key `{_join(prefix, _join(path, field))}`"
+    key = _join(prefix, path)
+    got = _value_at(data, path)
+    if message.startswith("Invalid enum value"):
+        allowed = _ALLOWED.get(re.sub(r"\[\d+\]$", "", key).rsplit(".", 1)[-1])
+        message = f"expected one of {', '.join(allowed)}" if allowed else "not an allowed value"
+    else:
+        message = message.split(", got `")[0].replace("Expected", "expected", 1)
+    suffix = "" if got is _MISSING else f", got {got!r}"
+    return f"key `{key}`: {message}{suffix}" if key else f"{message}{suffix}"
+
+
+# key name -> the values it may take (for enum errors)
+_ALLOWED = {
+    "severity": SEVERITIES,
+    "immediate_actions": ACTION_KINDS[:-1],
+    "actions": ACTION_KINDS[:-1],
+    "restrictions": RESTRICTION_KINDS,
+}
+
+
+def _join(a: str, b: str) -> str:
+    if not a or not b:
+        return a or b
+    return f"{a}{b}" if b.startswith("[") else f"{a}.{b}"
+
+
+_MISSING = object()
+
+
+def _value_at(data: Any, path: str) -> Any:
+    """The value at a msgspec path like `ladder[1].threshold` (or _MISSING)."""
+    node = data
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        try:
+            node = node[int(part[1:-1])] if part.startswith("[") else node[part]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return _MISSING
+    return node
+
+
+def _check(policy: Policy, source: str) -> None:
+    """Rules that span keys: the catalog is covered, the ladder climbs, ids are unique."""
+
+    def fail(message: str) -> None:
+        raise PolicyError(f"{source}: {message}")
+
+    unknown = sorted(set(policy.types) - set(CATALOG))
+    if unknown:
+        fail(f"unknown violation type `types.{unknown[0]}`; the catalog is {', '.join(CATALOG)}")
+    missing = [t for t in CATALOG if t not in policy.types]
+    if missing:
+        fail(f"missing table `types.{missing[0]}`: every catalog type needs a policy")
+    for i in range(1, len(policy.ladder)):
+        if policy.ladder[i].threshold <= policy.ladder[i - 1].threshold:
+            fail(f"key `ladder[{i}].threshold`: thresholds must increase step by step, got "
+                 f"{policy.ladder[i].threshold} after {policy.ladder[i - 1].threshold}")
+    levels: set[str] = set()
+    for i, rung in enumerate(policy.ladder):
+        if rung.level == "good" or rung.level in levels:
+            fail(f"key `ladder[{i}].level`: level names must be unique and not `good`, got {rung.level!r}")
+        levels.add(rung.level)
+    owners: dict[str, str] = {}
+    for name, rule in policy.types.items():
+        if rule.policy_id in owners:
+            fail(f"key `types.{name}.policy_id`: {rule.policy_id!r} is already the policy id of "
+                 f"`types.{owners[rule.policy_id]}`")
+        owners[rule.policy_id] = name
+        if len(set(rule.immediate_actions)) != len(rule.immediate_actions):
+            fail(f"key `types.{name}.immediate_actions`: an action is listed twice")
 
 
 def violation_id(signal: Signal) -> str:

@@ -60,6 +60,7 @@ class Standing(msgspec.Struct, frozen=True, kw_only=True):
     health: int
     restrictions: list[str]
     ts: int
+    under_appeal: list[str] = []  # extension: ids of violations with an appeal filed and not yet decided
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):

@@ -43,7 +43,7 @@ def route_key(event: Event, shards: int) -> str:
 
     >>> from pipeline.events import decode
     >>> route_key(decode(b'{"event_id":"e","type":"live.ended","ts":1,"live_id":"V","creator_id":"C7"}'), 64)
-    'creator/16'
+    'creator/54'
     """
     family = FAMILY_OF[type(event)]
     if family == "listing":

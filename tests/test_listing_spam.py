@@ -53,3 +53,12 @@ def test_distinct_products_from_one_seller_are_clean():
     det = shipped("listing_spam")
     titles = ["Leather wallet", "Phone case", "Sun hat", "Running socks", "Water bottle", "Desk lamp"]
     assert feed(det, [listing(i, t, image=f"{i:016x}") for i, t in enumerate(titles)]) == []
+
+
+def test_a_burst_completed_by_a_late_listing_is_found():
+    det = shipped("listing_spam")
+    order = [0, 1, 2, 4, 3]  # the fifth listing (by time) arrives before the fourth
+    found = feed(det, [listing(i, f"Phone case model {i}") for i in order])
+    assert len(found) == 1
+    assert found[0].evidence["duplicates"] == 5
+    assert found[0].detected_at == T0 + 4 * 60_000

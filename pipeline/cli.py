@@ -276,8 +276,10 @@ def parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
 
     from pipeline.diff import add_diff_command
+    from pipeline.report import add_report_command
 
     add_diff_command(sub)
+    add_report_command(sub)
     return p
 
 

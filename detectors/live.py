@@ -12,9 +12,9 @@ before it is issued, so a single glitchy stats event is never enough.
 from __future__ import annotations
 
 import math
-from bisect import insort
-from collections import deque
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
+from operator import attrgetter
 from statistics import median
 from typing import ClassVar
 
@@ -84,6 +84,9 @@ class _Interval:
     @property
     def engagement(self) -> int:
         return self.likes + self.comments + self.shares
+
+
+_TS, _VIEWERS, _LIKES, _FOLLOWERS = (attrgetter(name) for name in ("ts", "viewers", "likes", "followers"))
 
 
 @dataclass(slots=True)
@@ -196,26 +199,23 @@ class EngagementInflation:
         ]
 
     def _trim(self, state: LiveState, now: int) -> None:
-        horizon = now - self._baseline_ms - self._gap_ms
-        drop = 0
-        while drop < len(state.intervals) and state.intervals[drop].ts < horizon:
-            drop += 1
+        drop = bisect_left(state.intervals, now - self._baseline_ms - self._gap_ms, key=_TS)
         if drop:
             del state.intervals[:drop]
 
     def _baseline_window(self, state: LiveState, now: int) -> list[_Interval] | None:
-        start, end = now - self._baseline_ms, now - self._gap_ms
-        window = [iv for iv in state.intervals if start <= iv.ts < end]
-        return window if len(window) >= self.config.min_baseline_intervals else None
+        lo = bisect_left(state.intervals, now - self._baseline_ms, key=_TS)
+        hi = bisect_left(state.intervals, now - self._gap_ms, key=_TS)
+        return state.intervals[lo:hi] if hi - lo >= self.config.min_baseline_intervals else None
 
     def _could_be_a_jump(self, cur: _Interval, window: list[_Interval]) -> bool:
         """Cheap pre-check: a median is at least the minimum, so a metric below
         ratio x its window minimum cannot be a jump. Most intervals stop here."""
         cfg = self.config
         return (
-            cur.viewers >= cfg.viewer_jump_ratio * min(iv.viewers for iv in window)
-            or cur.likes + 1 >= cfg.like_jump_ratio * (min(iv.likes for iv in window) + 1)
-            or cur.followers + 1 >= cfg.follower_jump_ratio * (min(iv.followers for iv in window) + 1)
+            cur.viewers >= cfg.viewer_jump_ratio * min(map(_VIEWERS, window))
+            or cur.likes + 1 >= cfg.like_jump_ratio * (min(map(_LIKES, window)) + 1)
+            or cur.followers + 1 >= cfg.follower_jump_ratio * (min(map(_FOLLOWERS, window)) + 1)
         )
 
     def _baseline(self, state: LiveState, window: list[_Interval]) -> _Baseline:

@@ -171,8 +171,11 @@ class DetectShard:
         st = self.state
         st.swept_at = st.watermark
         st.dedupe.forget_older_than(st.watermark - st.dedupe.horizon_ms)
-        for states in st.detector_states.values():
-            states.evict_idle(st.watermark - self.idle_eviction_ms)
+        for detector in self.detectors:
+            # A detector may need a longer memory than the job default (e.g. an
+            # actor's known devices, which matter for months).
+            idle_ms = getattr(detector, "idle_eviction_ms", self.idle_eviction_ms)
+            st.detector_states[detector.name].evict_idle(st.watermark - idle_ms)
 
     def keys_held(self) -> int:
         """Entities in state (for the state-size metric)."""

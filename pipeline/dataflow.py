@@ -39,7 +39,10 @@ from detectors import REGISTRY
 from pipeline.config import Config, ConfigError
 from pipeline.detect import DetectShard, ShardState
 from pipeline.events import Event, InvalidEvent, decode
-from pipeline.ledger import LedgerShard, LedgerShardState
+from pipeline.ledger import LedgerShard
+from pipeline.links import (
+    ACCOUNT_EVENTS, FanOutLogic, IdentityUse, LinkLogic, fan_out_key, is_suspension_change,
+)
 from pipeline.policy import Policy
 from pipeline.records import SINK_OF, DeadLetter, OutputRecord, encode
 from pipeline.routing import FAMILY_OF, GOVERNANCE_TYPES, ledger_key, route_key
@@ -106,7 +109,12 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
             metrics.events_child(event.topic, event.type).inc()
             if newest is None or event.ts > newest:
                 newest = event.ts
-            out.append(event if type(event) in GOVERNANCE_TYPES else (route_key(event, shards), event))
+            if type(event) in GOVERNANCE_TYPES:
+                out.append(event)
+                continue
+            out.append((route_key(event, shards), event))
+            if type(event) in ACCOUNT_EVENTS:
+                out.append(IdentityUse(event))  # also to ban-evasion linking
         if records:
             first = records[0]
             metrics.note_batch_read(first.received_ms)
@@ -180,15 +188,26 @@ class DetectLogic(op.StatefulBatchLogic):
 
 
 class LedgerLogic(op.StatefulBatchLogic):
-    """Bytewax adapter around one `LedgerShard`: holds items to apply them in event-time order."""
+    """Bytewax adapter around one `LedgerShard`: holds items to apply them in event-time order.
 
-    def __init__(self, ctx: JobContext, resume: bytes | None) -> None:
+    `keep` filters what leaves the step (the `ledger_suspensions` pass keeps
+    only suspension changes); `metrics` lets that pass count into a private
+    registry so nothing is counted twice.
+    """
+
+    def __init__(self, ctx: JobContext, resume: bytes | None, *, metrics: Metrics | None = None,
+                 keep: Callable[[Any], bool] | None = None) -> None:
         self.ledger = LedgerShard(
-            ctx.policy, ctx.metrics,
+            ctx.policy, metrics or ctx.metrics,
             dedupe_horizon_ms=int(ctx.config.job.dedupe_horizon_seconds * 1000),
             resume=pickle.loads(resume) if resume else None,
         )
         self.hold = None if ctx.replay else ctx.config.job.ledger_hold_seconds
+        self.keep = keep
+
+    def _release(self, arrived_before: float | None) -> list[Any]:
+        records = self.ledger.release(arrived_before=arrived_before)
+        return records if self.keep is None else [r for r in records if self.keep(r)]
 
     def on_batch(self, items: list[Any]):
         now = time.time()
@@ -196,13 +215,13 @@ class LedgerLogic(op.StatefulBatchLogic):
             self.ledger.add(item, now)
         if self.hold is None:
             return [], self.RETAIN  # replay: apply everything in order at the end
-        return self.ledger.release(arrived_before=now - self.hold), self.RETAIN
+        return self._release(now - self.hold), self.RETAIN
 
     def on_notify(self):
-        return self.ledger.release(arrived_before=time.time() - self.hold), self.RETAIN
+        return self._release(time.time() - self.hold), self.RETAIN
 
     def on_eof(self):
-        return self.ledger.release(arrived_before=None), self.RETAIN
+        return self._release(None), self.RETAIN
 
     def notify_at(self) -> datetime | None:
         oldest = self.ledger.next_release()
@@ -253,11 +272,27 @@ def build_flow(
     raw = read(flow)
     routed = op.flat_map_batch("decode_and_route", raw, decode_and_route(ctx))
     to_detect = op.branch("split_detector_events", routed, lambda x: type(x) is tuple)
-    invalid = op.branch("split_dead_letters", to_detect.falses, lambda x: isinstance(x, DeadLetter))
-    dead_letters, governance = invalid.trues, invalid.falses
+    others = op.branch("split_dead_letters", to_detect.falses, lambda x: isinstance(x, DeadLetter))
+    dead_letters = others.trues
+    uses = op.branch("split_identity_uses", others.falses, lambda x: isinstance(x, IdentityUse))
+    identity_uses, governance = uses.trues, uses.falses
 
-    violations = op.key_rm("violations", op.stateful_batch("detect", to_detect.trues, lambda r: DetectLogic(ctx, r)))
+    detected = op.key_rm("violations", op.stateful_batch("detect", to_detect.trues, lambda r: DetectLogic(ctx, r)))
 
+    # Ban evasion (see links.py): a suspensions-only ledger pass, then linking by identifier.
+    decided = op.merge("suspension_inputs", detected, governance)
+    suspensions = op.key_rm("suspension_changes", op.stateful_batch(
+        "ledger_suspensions", op.key_on("key_suspensions", decided, lambda x: ledger_key(x.actor, shards)),
+        lambda r: LedgerLogic(ctx, r, metrics=Metrics(), keep=is_suspension_change)))
+    link_config = ctx.detector_configs["linked_accounts"]
+    fan_in = op.key_on("key_fan_out", op.merge("fan_out_inputs", identity_uses, suspensions),
+                       lambda x: fan_out_key(x.event.actor if isinstance(x, IdentityUse) else x.actor, shards))
+    notes = op.stateful_batch("fan_out_identifiers", fan_in, lambda r: FanOutLogic(link_config, shards, r))
+    linked = op.key_rm("linked_violations", op.stateful_batch(
+        "link_accounts", op.key_rm("notes", notes),
+        lambda r: LinkLogic(link_config, ctx.policy, ctx.metrics, r)))
+
+    violations = op.merge("all_violations", detected, linked)
     to_ledger = op.merge("ledger_inputs", violations, governance)
     by_actor = op.key_on("key_ledger", to_ledger, lambda x: ledger_key(x.actor, shards))
     ledger_out = op.key_rm("ledger_records", op.stateful_batch("ledger", by_actor, lambda r: LedgerLogic(ctx, r)))

@@ -1,0 +1,829 @@
+"""Online models (river): anomaly scores to the review queue, learning from appeals, drift alarms.
+
+Rules catch what the policy team already knows; these models catch what it
+does not yet know, and tell reviewers where to look. Everything here is plain
+Python with explicit, picklable state (Bytewax recovery snapshots pickle
+`OnlineModels.state`); nothing reads the wall clock; every river model is
+seeded, so the same inputs in the same order give the same outputs.
+
+`AnomalyModel`
+    Scores each `FeatureUpdate` (from `detectors/features.py`) with one model
+    per role (`seller_anomaly_v1`, `creator_anomaly_v1`): features are put on
+    a log scale (`FEATURE_KIND`), standardised with running means and
+    variances, clipped to +-`z_clip` and mapped to 0..1 for river's
+    `HalfSpaceTrees`. A score above the online `threshold_quantile` of all
+    scores so far (`river.stats.Quantile`, not a constant) puts the actor on
+    the review queue, at most once per `cooldown_hours`, with its top
+    contributing features. **Score first, then learn**, and never learn from
+    an update that was flagged (river's `protect_anomaly_detector`): an
+    abuser's burst must not become the new normal.
+
+    *Contribution* of a feature = its deviation from the running mean in
+    standard deviations (on the model's log scale, the same numbers the model
+    sees); the review entry names the `top_features` with |z| >= `min_z`,
+    largest first, each as `{"value", "usual", "z"}` (`usual` is the running
+    mean mapped back to the feature's own unit).
+
+`AppealClassifier`
+    Logistic regression (river) on a violation's numeric evidence (as
+    `pipeline.ledger.evidence_features` reads it, signed-log scaled, prefixed
+    by type) plus a one-hot of its type and the detector's confidence. It
+    learns from decided appeals (upheld = the violation was right,
+    overturned = wrong) and predicts P(overturned) for each new violation.
+    Once a type has `min_outcomes` outcomes, the violation's confidence
+    becomes a blend of the detector's and 1 - P(overturned), weighted by how
+    many outcomes back it; for types in `review_types`, a violation with
+    P(overturned) >= `review_threshold` is issued unenforced (`enforced`
+    false, no points: recorded and appealable) and put on the review queue
+    instead. What the model said is in `evidence["appeal_model"]`.
+
+`DriftMonitor`
+    river `ADWIN` on each violation type's rate (violations per
+    `bucket_seconds` of event time) and on each anomaly model's mean score per
+    bucket; a change raises a drift signal (metric `shopguard_drift_total`).
+
+Quality (progressive validation: predict, then learn)
+    The appeal classifier's rolling accuracy and ROC AUC on appeal outcomes,
+    each scored before the model learns the outcome. The anomaly models have
+    no reviewer labels online, so their quality is their agreement with the
+    rules: a sample of scores is labelled, `label_horizon_hours` later,
+    positive if the actor got a rule violation within that horizon, and fed to
+    a rolling ROC AUC (`rule_agreement_auc`). Also exported: each anomaly
+    model's current threshold and flag rate. `OnlineModels.quality()` returns
+    them as `{(model, metric): value}` for the `shopguard_model_quality` gauge.
+
+`OnlineModels` hosts all of them as one keyed dataflow step (one key: the
+models are global) and `publish(metrics)` exports what happened to Prometheus.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import msgspec
+from river import anomaly, drift, linear_model, metrics, optim, stats, utils
+
+from detectors.base import clamp01
+from detectors.features import FEATURE_KIND, FEATURES_OF_ROLE, ActorFeaturesConfig, FeatureUpdate
+from pipeline.config import DEFAULT_CONFIG, ConfigError, read_toml
+from pipeline.events import AppealDecided
+from pipeline.ledger import AppealOutcome, evidence_features
+from pipeline.records import ReviewEntry, Violation
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+ANOMALY_MODELS = {"seller": "seller_anomaly_v1", "creator": "creator_anomaly_v1"}
+APPEAL_MODEL = "appeal_classifier_v1"
+
+
+# ---- configuration ([models.*] in config/shopguard.toml) ------------------------------------
+
+
+class _Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class AnomalyConfig(_Table):
+    """`[models.anomaly]`: the anomaly scorer and when it puts an actor on the review queue.
+
+    Parameters
+    ----------
+    enabled
+        False: no feature step, no anomaly scores, no review entries from it.
+    n_trees, height, window_size, seed
+        river `HalfSpaceTrees`: trees, depth, updates per reference window, random seed.
+    z_clip
+        Standardised features are clipped to +-z_clip before scaling to 0..1.
+    warmup_updates
+        Updates a role's model learns before its scores can flag anyone.
+    threshold_quantile
+        An update scoring above this online quantile of all scores flags its actor.
+    cooldown_hours
+        One review entry per actor within this period (event time).
+    top_features
+        Features named in a review entry (the largest deviations).
+    min_z
+        A feature is named only if it deviates at least this many standard deviations.
+    """
+
+    enabled: bool
+    n_trees: int
+    height: int
+    window_size: int
+    seed: int
+    z_clip: float
+    warmup_updates: int
+    threshold_quantile: float
+    cooldown_hours: float
+    top_features: int
+    min_z: float
+
+
+class AppealClassifierConfig(_Table):
+    """`[models.appeal_classifier]`: learning from appeal outcomes.
+
+    Parameters
+    ----------
+    enabled
+        False: violations pass through unchanged and appeals teach nothing.
+    learning_rate, l2
+        SGD step and L2 penalty of the logistic regression.
+    min_outcomes
+        Outcomes of a type needed before the model touches that type's violations.
+    prior_outcomes
+        Weight of the detector's own confidence, in outcomes: with n outcomes the
+        model's say is n / (n + prior_outcomes).
+    review_threshold
+        P(overturned) at or above which a violation of a `review_types` type goes
+        to the review queue instead of being enforced.
+    review_types
+        Violation types for which that routing is enabled (empty: never route).
+    remember_days, max_remembered_violations
+        Violations are remembered this long (event time), at most this many, so a
+        later appeal decision can be joined to their evidence.
+    max_waiting_decisions
+        Decisions that arrived before their violation, kept until it arrives.
+    metric_window
+        Outcomes in the rolling accuracy and ROC AUC.
+    """
+
+    enabled: bool
+    learning_rate: float
+    l2: float
+    min_outcomes: int
+    prior_outcomes: float
+    review_threshold: float
+    review_types: list[str]
+    remember_days: float
+    max_remembered_violations: int
+    max_waiting_decisions: int
+    metric_window: int
+
+
+class DriftConfig(_Table):
+    """`[models.drift]`: ADWIN on violation rates and anomaly scores.
+
+    Parameters
+    ----------
+    enabled
+        False: no drift signals.
+    bucket_seconds
+        Rates are violations per bucket of this much event time; scores are averaged per bucket.
+    delta
+        ADWIN confidence: smaller raises fewer, surer alarms.
+    min_buckets
+        Buckets a signal needs before it can raise an alarm (ADWIN grace period).
+    max_gap_buckets
+        Empty buckets fed at most after a pause in the stream (the rest are skipped).
+    """
+
+    enabled: bool
+    bucket_seconds: float
+    delta: float
+    min_buckets: int
+    max_gap_buckets: int
+
+
+class QualityConfig(_Table):
+    """`[models.quality]`: progressive-validation metrics of the anomaly models.
+
+    Parameters
+    ----------
+    label_horizon_hours
+        A scored update is labelled positive if its actor got a rule violation
+        within this long before or after it (decided this long after the score).
+    sample_every
+        One warm score in this many is kept for labelling (bounds the work).
+    max_pending
+        Scores waiting for their label, at most.
+    metric_window
+        Labelled scores in the rolling ROC AUC.
+    """
+
+    label_horizon_hours: float
+    sample_every: int
+    max_pending: int
+    metric_window: int
+
+
+class ModelsConfig(msgspec.Struct, frozen=True):
+    features: ActorFeaturesConfig
+    anomaly: AnomalyConfig
+    appeal_classifier: AppealClassifierConfig
+    drift: DriftConfig
+    quality: QualityConfig
+
+
+def models_config(tables: dict[str, dict[str, Any]] | None = None) -> ModelsConfig:
+    """Typed `[models.*]` tables (default: those of config/shopguard.toml); errors name the table and key.
+
+    >>> models_config().anomaly.threshold_quantile > 0.9
+    True
+    >>> try:
+    ...     models_config({**read_toml(DEFAULT_CONFIG)["models"], "drift": {"delta": 0.1}})
+    ... except ConfigError as err:
+    ...     print(err)
+    config: [models.drift]: missing key `enabled`
+    """
+    if tables is None:
+        tables = read_toml(DEFAULT_CONFIG).get("models", {})
+    unknown = sorted(set(tables) - set(_TABLES))
+    if unknown:
+        raise ConfigError(f"config: unknown table [models.{unknown[0]}]; known: {', '.join(_TABLES)}")
+    parts = {}
+    for name, type_ in _TABLES.items():
+        table = tables.get(name)
+        if table is None:
+            raise ConfigError(f"config: missing table [models.{name}]; copy it from {DEFAULT_CONFIG}")
+        try:
+            parts[name] = msgspec.convert(table, type_)
+        except msgspec.ValidationError as err:
+            raise ConfigError(f"config: [models.{name}]: {_where(err)}") from None
+    return ModelsConfig(**parts)
+
+
+_TABLES: dict[str, type] = {
+    "features": ActorFeaturesConfig, "anomaly": AnomalyConfig, "appeal_classifier": AppealClassifierConfig,
+    "drift": DriftConfig, "quality": QualityConfig,
+}
+
+
+def _where(err: msgspec.ValidationError) -> str:
+    text = str(err)
+    if text.startswith("Object missing required field `"):
+        return f"missing key `{text.split('`')[1]}`"
+    if text.startswith("Object contains unknown field `"):
+        return f"unknown key `{text.split('`')[1]}`"
+    if " - at `$." in text:
+        message, path = text.split(" - at `$.", 1)
+        return f"key `{path.rstrip('`')}`: {message}"
+    return text
+
+
+# ---- the anomaly model ------------------------------------------------------------------------
+
+
+def model_space(name: str, value: float) -> float:
+    """A feature on the model's scale: log of ratios, log1p of counts, shares as they are.
+
+    >>> model_space("order_growth", 1.0), round(model_space("orders_per_hour", math.e - 1), 3)
+    (0.0, 1.0)
+    """
+    kind = FEATURE_KIND.get(name, "count")
+    if kind == "ratio":
+        return math.log(max(value, 1e-3))
+    if kind == "count":
+        return math.log1p(max(value, 0.0))
+    return value
+
+
+def feature_space(name: str, value: float) -> float:
+    """The inverse of `model_space`: a model-scale value in the feature's own unit."""
+    kind = FEATURE_KIND.get(name, "count")
+    if kind == "ratio":
+        return math.exp(value)
+    if kind == "count":
+        return math.expm1(value)
+    return value
+
+
+@dataclass(slots=True)
+class RoleModelState:
+    """One role's anomaly model: scaler statistics, the trees, the threshold, the cool-down."""
+
+    name: str
+    features: tuple[str, ...]
+    moments: dict[str, stats.Var]  # feature -> running mean and variance on the model's scale
+    trees: anomaly.HalfSpaceTrees
+    threshold: stats.Quantile
+    learned: int = 0
+    scored: int = 0
+    flagged: int = 0
+    last_review: dict[str, int] = field(default_factory=dict)  # actor -> ts of its last review entry, oldest first
+
+
+@dataclass(slots=True)
+class Scored:
+    """What `AnomalyModel.score` found for one update."""
+
+    model: str
+    score: float
+    warm: bool
+    flagged: bool
+    review: ReviewEntry | None
+
+
+class AnomalyModel:
+    """Anomaly score per actor update; the unusual ones go to the review queue.
+
+    Examples
+    --------
+    >>> model = AnomalyModel(models_config().anomaly)
+    >>> usual = {"orders_per_hour": 6.0, "new_buyer_share": 0.04, "devices_per_order": 1.0}
+    >>> for i in range(2000):
+    ...     wobble = 1.0 + 0.2 * ((i * 7919) % 11 - 5) / 5
+    ...     _ = model.score_and_learn("seller:S%d" % (i % 50), {k: v * wobble for k, v in usual.items()}, i * 1000)
+    >>> entry = model.score_and_learn("seller:S99", {"orders_per_hour": 90.0, "new_buyer_share": 0.9,
+    ...                                              "devices_per_order": 0.1}, 2_000_000)
+    >>> entry.model, entry.actor, sorted(entry.features)
+    ('seller_anomaly_v1', 'seller:S99', ['devices_per_order', 'new_buyer_share', 'orders_per_hour'])
+    """
+
+    def __init__(self, config: AnomalyConfig, resume: dict[str, RoleModelState] | None = None) -> None:
+        self.config = config
+        self._cooldown_ms = int(config.cooldown_hours * HOUR_MS)
+        self.state: dict[str, RoleModelState] = resume if resume is not None else {
+            role: self._new_role_model(role) for role in ANOMALY_MODELS
+        }
+
+    def _new_role_model(self, role: str) -> RoleModelState:
+        cfg = self.config
+        features = FEATURES_OF_ROLE[role]
+        return RoleModelState(
+            name=ANOMALY_MODELS[role],
+            features=features,
+            moments={name: stats.Var() for name in features},
+            trees=anomaly.HalfSpaceTrees(n_trees=cfg.n_trees, height=cfg.height, window_size=cfg.window_size,
+                                         seed=cfg.seed),
+            threshold=stats.Quantile(cfg.threshold_quantile),
+        )
+
+    def score_and_learn(self, actor: str, features: dict[str, float], ts: int) -> ReviewEntry | None:
+        """Score one update (then learn it unless flagged); a review entry if the actor is put on the queue."""
+        return self.score(actor, actor.split(":", 1)[0], features, ts).review
+
+    def score(self, actor: str, role: str, features: dict[str, float], ts: int) -> Scored:
+        model = self.state[role]
+        z = self._standardise(model, features)
+        u = {name: (min(max(v, -self.config.z_clip), self.config.z_clip) / self.config.z_clip + 1.0) / 2.0
+             for name, v in z.items()}
+        warm = model.learned >= self.config.warmup_updates
+        score = model.trees.score_one(u) if warm else 0.0
+        flagged = warm and model.scored >= self.config.window_size and score > model.threshold.get()
+        if warm:
+            model.threshold.update(score)
+            model.scored += 1
+        review = None
+        if flagged:
+            model.flagged += 1
+            if self._cooldown_ready(model, actor, ts):
+                review = self._review(model, actor, features, z, score, ts)
+        else:  # score first, then learn; never from what was flagged
+            for name, value in features.items():
+                moments = model.moments.get(name)
+                if moments is not None:
+                    moments.update(model_space(name, value))
+            model.trees.learn_one(u)
+            model.learned += 1
+        return Scored(model.name, score, warm, flagged, review)
+
+    def _standardise(self, model: RoleModelState, features: dict[str, float]) -> dict[str, float]:
+        """Deviation of each feature from its running mean, in standard deviations (missing: 0, usual)."""
+        z: dict[str, float] = {}
+        for name in model.features:
+            value = features.get(name)
+            moments = model.moments[name]
+            if value is None or moments.mean.n < 2:
+                z[name] = 0.0
+                continue
+            spread = math.sqrt(moments.get()) + 0.05  # floor: a feature that never moved must move for real
+            z[name] = (model_space(name, value) - moments.mean.get()) / spread
+        return z
+
+    def _cooldown_ready(self, model: RoleModelState, actor: str, ts: int) -> bool:
+        last = model.last_review
+        while last:  # forget actors whose cool-down is over (dict in time order): bounded
+            oldest = next(iter(last))
+            if last[oldest] > ts - self._cooldown_ms:
+                break
+            del last[oldest]
+        if actor in last:
+            return False
+        last[actor] = ts
+        return True
+
+    def _review(self, model: RoleModelState, actor: str, features: dict[str, float], z: dict[str, float],
+                score: float, ts: int) -> ReviewEntry:
+        named = sorted((name for name in features if name in z and abs(z[name]) >= self.config.min_z),
+                       key=lambda name: (-abs(z[name]), name))[: self.config.top_features]
+        top = {
+            name: {"value": features[name],
+                   "usual": round(feature_space(name, model.moments[name].mean.get()), 3),
+                   "z": round(z[name], 1)}
+            for name in named
+        }
+        return ReviewEntry(actor=actor, score=round(score, 4), model=model.name, features=top, ts=ts)
+
+
+# ---- learning from appeals ----------------------------------------------------------------------
+
+
+def signed_log(x: float) -> float:
+    """Evidence numbers span prices, counts and ratios: compress them symmetrically.
+
+    >>> signed_log(0.0), round(signed_log(-(math.e - 1)), 3)
+    (0.0, -1.0)
+    """
+    return math.copysign(math.log1p(abs(x)), x)
+
+
+@dataclass(slots=True)
+class AppealState:
+    model: linear_model.LogisticRegression
+    outcomes: dict[str, int] = field(default_factory=dict)  # violation type -> outcomes learned
+    accuracy: Any = None  # rolling accuracy, scored before learning
+    roc_auc: Any = None
+    # violation id -> (detected_at, type, evidence features, detector confidence), oldest first
+    remembered: dict[str, tuple[int, str, dict[str, float], float]] = field(default_factory=dict)
+    waiting: dict[str, AppealDecided] = field(default_factory=dict)  # decisions ahead of their violation
+
+
+class AppealClassifier:
+    """P(overturned) of a violation, learned from decided appeals.
+
+    Examples
+    --------
+    >>> from pipeline.records import Education
+    >>> clf = AppealClassifier(models_config().appeal_classifier)
+    >>> def violation(i, ratio):
+    ...     return Violation(violation_id=f"v{i}", actor="seller:S1", violation_type="price_gouging",
+    ...         policy_id="P", severity="medium", points=6, detector="price_gouging_v1", confidence=0.8,
+    ...         detected_at=i, window_start=i, window_end=i, evidence={"price_ratio": ratio},
+    ...         explanation="x", education=Education("m", "t", "https://e"), enforced=True)
+    >>> before = clf.assess(violation(0, 3.1)).confidence
+    >>> for i in range(1, 60):  # reviewers keep overturning the violations with a low ratio
+    ...     _ = clf.learn(violation(i, 3.0 + i % 2 * 5), "overturned" if i % 2 == 0 else "upheld")
+    >>> after_low, after_high = clf.assess(violation(98, 3.0)).confidence, clf.assess(violation(99, 8.0)).confidence
+    >>> after_low < before < after_high
+    True
+    """
+
+    def __init__(self, config: AppealClassifierConfig, resume: AppealState | None = None) -> None:
+        self.config = config
+        self._remember_ms = int(config.remember_days * DAY_MS)
+        self.review_types = frozenset(config.review_types)
+        self.state = resume or AppealState(
+            model=linear_model.LogisticRegression(optimizer=optim.SGD(config.learning_rate), l2=config.l2),
+            accuracy=utils.Rolling(metrics.Accuracy, window_size=config.metric_window),
+            roc_auc=utils.Rolling(metrics.ROCAUC, window_size=config.metric_window, n_thresholds=50),
+        )
+
+    @staticmethod
+    def inputs(violation_type: str, features: dict[str, float], detector_confidence: float) -> dict[str, float]:
+        """The model's input: type one-hot, the type's evidence numbers (signed log), detector confidence."""
+        x = {f"type={violation_type}": 1.0, "detector_confidence": detector_confidence}
+        for key, value in features.items():
+            x[f"{violation_type}.{key}"] = signed_log(value)
+        return x
+
+    def p_overturned(self, violation_type: str, features: dict[str, float], detector_confidence: float) -> float:
+        proba = self.state.model.predict_proba_one(self.inputs(violation_type, features, detector_confidence))
+        return float(proba.get(True, 0.5))
+
+    # ---- new violations ------------------------------------------------------------------------
+
+    def assess(self, violation: Violation) -> Violation:
+        """The violation with its confidence set by the model (and unenforced if routed to review)."""
+        return self.assess_and_route(violation)[0]
+
+    def assess_and_route(self, violation: Violation) -> tuple[Violation, ReviewEntry | None]:
+        features = evidence_features(violation.evidence)
+        self._remember(violation, features)
+        n = self.state.outcomes.get(violation.violation_type, 0)
+        if n < self.config.min_outcomes:
+            return violation, None
+        p = self.p_overturned(violation.violation_type, features, violation.confidence)
+        weight = n / (n + self.config.prior_outcomes)
+        confidence = round(clamp01((1.0 - weight) * violation.confidence + weight * (1.0 - p)), 3)
+        routed = (violation.enforced and violation.violation_type in self.review_types
+                  and p >= self.config.review_threshold)
+        note = {"p_overturned": round(p, 3), "detector_confidence": violation.confidence,
+                "outcomes_learned": n, "routed_to_review": routed}
+        assessed = msgspec.structs.replace(
+            violation, confidence=confidence, evidence={**violation.evidence, "appeal_model": note},
+            **({"enforced": False, "points": 0} if routed else {}))
+        if not routed:
+            return assessed, None
+        review = ReviewEntry(
+            actor=violation.actor, score=round(p, 4), model=APPEAL_MODEL, ts=violation.detected_at,
+            features={"violation_id": violation.violation_id, "violation_type": violation.violation_type,
+                      "p_overturned": round(p, 3), "detector_confidence": violation.confidence})
+        return assessed, review
+
+    def _remember(self, violation: Violation, features: dict[str, float]) -> None:
+        remembered = self.state.remembered
+        remembered.pop(violation.violation_id, None)
+        remembered[violation.violation_id] = (violation.detected_at, violation.violation_type, features,
+                                              violation.confidence)
+        horizon = violation.detected_at - self._remember_ms
+        while remembered:
+            oldest = next(iter(remembered))
+            if len(remembered) <= self.config.max_remembered_violations and remembered[oldest][0] >= horizon:
+                break
+            del remembered[oldest]
+
+    # ---- outcomes ---------------------------------------------------------------------------------
+
+    def learn(self, violation: Violation, decision: str) -> float:
+        """Learn one decided appeal of `violation`; returns the P(overturned) predicted before learning."""
+        confidence = violation.evidence.get("appeal_model", {}).get("detector_confidence", violation.confidence)
+        return self._learn(violation.violation_type, evidence_features(violation.evidence), confidence, decision)
+
+    def learn_outcome(self, outcome: AppealOutcome) -> float:
+        """Learn from the ledger's `AppealOutcome` (when the flow feeds them back to this model)."""
+        note = outcome.evidence.get("appeal_model")
+        confidence = note.get("detector_confidence", outcome.confidence) if isinstance(note, dict) \
+            else outcome.confidence
+        return self._learn(outcome.violation_type, outcome.features, confidence, outcome.outcome)
+
+    def learn_decision(self, event: AppealDecided) -> bool:
+        """Join an `appeal.decided` event to the violation it decides and learn it; False if not seen yet."""
+        known = self.state.remembered.pop(event.violation_id, None)
+        if known is None:
+            waiting = self.state.waiting
+            waiting[event.violation_id] = event
+            while len(waiting) > self.config.max_waiting_decisions:
+                del waiting[next(iter(waiting))]
+            return False
+        _ts, violation_type, features, confidence = known
+        self._learn(violation_type, features, confidence, event.decision)
+        return True
+
+    def learn_waiting(self, violation: Violation) -> None:
+        """A violation whose decision came first: learn it now."""
+        event = self.state.waiting.pop(violation.violation_id, None)
+        if event is not None:
+            self.learn_decision(event)
+
+    def _learn(self, violation_type: str, features: dict[str, float], confidence: float, decision: str) -> float:
+        overturned = decision == "overturned"
+        x = self.inputs(violation_type, features, confidence)
+        p = float(self.state.model.predict_proba_one(x).get(True, 0.5))
+        # Progressive validation: the prediction is scored before the model sees the answer.
+        self.state.accuracy.update(overturned, p >= 0.5)
+        self.state.roc_auc.update(overturned, p)
+        self.state.model.learn_one(x, overturned)
+        self.state.outcomes[violation_type] = self.state.outcomes.get(violation_type, 0) + 1
+        return p
+
+    def quality(self) -> dict[tuple[str, str], float]:
+        learned = sum(self.state.outcomes.values())
+        out = {(APPEAL_MODEL, "outcomes_learned"): float(learned)}
+        if learned:
+            out[(APPEAL_MODEL, "accuracy")] = self.state.accuracy.get()
+            out[(APPEAL_MODEL, "roc_auc")] = self.state.roc_auc.get()
+        return out
+
+
+# ---- drift ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DriftState:
+    bucket: int | None = None  # index of the open event-time bucket
+    counts: dict[str, int] = field(default_factory=dict)  # violation type -> count in the open bucket
+    scores: dict[str, list[float]] = field(default_factory=dict)  # model -> [sum, n] in the open bucket
+    detectors: dict[str, drift.ADWIN] = field(default_factory=dict)  # signal -> its ADWIN
+
+
+class DriftMonitor:
+    """ADWIN on per-bucket violation counts (each type) and mean anomaly scores (each model).
+
+    A type is watched from its first violation on; every closed bucket feeds
+    its count (0 included), so a detector that stops firing drifts too.
+
+    >>> mon = DriftMonitor(models_config().drift)
+    >>> alarms = []
+    >>> for minute in range(240):
+    ...     for k in range(1 if minute < 180 else 12):  # 1 per minute, then 12
+    ...         alarms += mon.observe_violation("listing_spam", minute * 60_000 + k)
+    >>> alarms[:1]
+    ['violation_rate:listing_spam']
+    """
+
+    def __init__(self, config: DriftConfig, resume: DriftState | None = None) -> None:
+        self.config = config
+        self._bucket_ms = int(config.bucket_seconds * 1000)
+        self.state = resume or DriftState()
+
+    def observe_violation(self, violation_type: str, ts: int) -> list[str]:
+        alarms = self.advance(ts)
+        self.state.counts[violation_type] = self.state.counts.get(violation_type, 0) + 1
+        return alarms
+
+    def observe_score(self, model: str, score: float, ts: int) -> list[str]:
+        alarms = self.advance(ts)
+        acc = self.state.scores.setdefault(model, [0.0, 0])
+        acc[0] += score
+        acc[1] += 1
+        return alarms
+
+    def advance(self, ts: int) -> list[str]:
+        """Close every bucket before `ts`'s; return the signals that drifted. Late items join the open bucket."""
+        st = self.state
+        index = ts // self._bucket_ms
+        if st.bucket is None:
+            st.bucket = index
+            return []
+        if index <= st.bucket:
+            return []
+        alarms = self._close(st.counts, {m: acc[0] / acc[1] for m, acc in st.scores.items() if acc[1]})
+        empty = {t: 0 for t in st.counts}
+        for _ in range(min(index - st.bucket - 1, self.config.max_gap_buckets)):
+            alarms += self._close(empty, {})
+        st.bucket = index
+        st.counts = {t: 0 for t in st.counts}
+        st.scores = {}
+        return alarms
+
+    def _close(self, counts: dict[str, int], means: dict[str, float]) -> list[str]:
+        alarms = []
+        for signal, value in [*((f"violation_rate:{t}", float(c)) for t, c in counts.items()),
+                              *((f"anomaly_score:{m}", v) for m, v in means.items())]:
+            detector = self.state.detectors.get(signal)
+            if detector is None:
+                detector = self.state.detectors[signal] = drift.ADWIN(
+                    delta=self.config.delta, clock=1, grace_period=self.config.min_buckets)
+            detector.update(value)
+            if detector.drift_detected:
+                alarms.append(signal)
+        return alarms
+
+
+# ---- agreement of the anomaly scores with the rules (progressive validation) ----------------------
+
+
+@dataclass(slots=True)
+class AgreementState:
+    pending: deque = field(default_factory=deque)  # (ts, actor, model, score), oldest first
+    violations: dict[str, int] = field(default_factory=dict)  # actor -> ts of its latest violation
+    auc: dict[str, Any] = field(default_factory=dict)  # model -> rolling ROC AUC
+    seen: int = 0
+
+
+class RuleAgreement:
+    """Rolling ROC AUC of anomaly scores against "the rules found something on this actor"."""
+
+    def __init__(self, config: QualityConfig, resume: AgreementState | None = None) -> None:
+        self.config = config
+        self._horizon_ms = int(config.label_horizon_hours * HOUR_MS)
+        self.state = resume or AgreementState()
+
+    def observe_score(self, model: str, actor: str, score: float, ts: int) -> None:
+        st = self.state
+        st.seen += 1
+        if st.seen % self.config.sample_every == 0 and len(st.pending) < self.config.max_pending:
+            st.pending.append((ts, actor, model, score))
+        self.resolve(ts)
+
+    def observe_violation(self, actor: str, ts: int) -> None:
+        violations = self.state.violations
+        previous = violations.pop(actor, None)
+        violations[actor] = max(ts, previous or ts)
+        self.resolve(ts)
+
+    def resolve(self, now: int) -> None:
+        st, horizon = self.state, self._horizon_ms
+        while st.pending and st.pending[0][0] + horizon <= now:
+            ts, actor, model, score = st.pending.popleft()
+            violated = st.violations.get(actor)
+            positive = violated is not None and abs(violated - ts) <= horizon
+            auc = st.auc.get(model)
+            if auc is None:
+                auc = st.auc[model] = utils.Rolling(metrics.ROCAUC, window_size=self.config.metric_window,
+                                                    n_thresholds=50)
+            auc.update(positive, score)
+        cutoff = now - 2 * horizon  # an older violation labels nothing still pending
+        while st.violations:
+            oldest = next(iter(st.violations))
+            if st.violations[oldest] >= cutoff:
+                break
+            del st.violations[oldest]
+
+    def quality(self) -> dict[tuple[str, str], float]:
+        return {(model, "rule_agreement_auc"): auc.get() for model, auc in self.state.auc.items()}
+
+
+# ---- the keyed step ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ModelsState:
+    """Everything the online models keep; pickled into recovery snapshots."""
+
+    anomaly: dict[str, RoleModelState]
+    appeal: AppealState
+    drift: DriftState
+    agreement: AgreementState
+
+
+@dataclass(slots=True)
+class _Observed:
+    """What happened since the last `publish` (not state: metrics are not restored)."""
+
+    scores: list[tuple[str, float]] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
+    reviews: list[str] = field(default_factory=list)
+
+
+class OnlineModels:
+    """All online models as one step: feature updates, violations and appeal decisions in; records out.
+
+    - `FeatureUpdate`: scored by `AnomalyModel`; may yield a `ReviewEntry`.
+    - `Violation`: assessed by `AppealClassifier` (confidence, maybe routed to
+      review) and passed on; counted for drift and rule agreement.
+    - `AppealDecided` (or the ledger's `AppealOutcome`): teaches the classifier.
+
+    >>> models = OnlineModels(models_config())
+    >>> models.process([]), sorted(models.quality())[:1]
+    ([], [('appeal_classifier_v1', 'outcomes_learned')])
+    """
+
+    def __init__(self, config: ModelsConfig, resume: ModelsState | None = None) -> None:
+        self.config = config
+        self.anomaly = AnomalyModel(config.anomaly, resume.anomaly if resume else None)
+        self.appeals = AppealClassifier(config.appeal_classifier, resume.appeal if resume else None)
+        self.drift = DriftMonitor(config.drift, resume.drift if resume else None)
+        self.agreement = RuleAgreement(config.quality, resume.agreement if resume else None)
+        self.observed = _Observed()
+        self._children: dict[tuple, Any] = {}
+
+    @property
+    def state(self) -> ModelsState:
+        return ModelsState(self.anomaly.state, self.appeals.state, self.drift.state, self.agreement.state)
+
+    def process(self, items: Iterable[Any]) -> list[Violation | ReviewEntry]:
+        """Run a batch of items (arrival order) through the models; violations come back (assessed)."""
+        out: list[Violation | ReviewEntry] = []
+        for item in items:
+            if isinstance(item, FeatureUpdate):
+                self._on_update(item, out)
+            elif isinstance(item, Violation):
+                self._on_violation(item, out)
+            elif isinstance(item, AppealDecided):
+                if self.config.appeal_classifier.enabled:
+                    self.appeals.learn_decision(item)
+            elif isinstance(item, AppealOutcome):
+                if self.config.appeal_classifier.enabled:
+                    self.appeals.learn_outcome(item)
+        return out
+
+    def _on_update(self, update: FeatureUpdate, out: list) -> None:
+        if not self.config.anomaly.enabled or update.role not in ANOMALY_MODELS:
+            return
+        scored = self.anomaly.score(update.actor, update.role, update.features, update.ts)
+        if scored.warm:
+            self.observed.scores.append((scored.model, scored.score))
+            self.agreement.observe_score(scored.model, update.actor, scored.score, update.ts)
+            if self.config.drift.enabled:
+                self.observed.drift += self.drift.observe_score(scored.model, scored.score, update.ts)
+        if scored.review is not None:
+            self.observed.reviews.append(scored.model)
+            out.append(scored.review)
+
+    def _on_violation(self, violation: Violation, out: list) -> None:
+        if self.config.drift.enabled:
+            self.observed.drift += self.drift.observe_violation(violation.violation_type, violation.detected_at)
+        self.agreement.observe_violation(violation.actor, violation.detected_at)
+        if not self.config.appeal_classifier.enabled:
+            out.append(violation)
+            return
+        self.appeals.learn_waiting(violation)
+        assessed, review = self.appeals.assess_and_route(violation)
+        out.append(assessed)
+        if review is not None:
+            self.observed.reviews.append(review.model)
+            out.append(review)
+
+    def quality(self) -> dict[tuple[str, str], float]:
+        """Progressive-validation quality of every model: `{(model, metric): value}`."""
+        out = dict(self.appeals.quality())
+        out.update(self.agreement.quality())
+        for role_model in self.anomaly.state.values():
+            if role_model.scored:
+                out[(role_model.name, "threshold")] = role_model.threshold.get()
+                out[(role_model.name, "flag_rate")] = role_model.flagged / role_model.scored
+        return out
+
+    def publish(self, metrics_sink: Any) -> None:
+        """Export what happened since the last call to a `sinks.metrics.Metrics` (label children cached)."""
+        observed, self.observed = self.observed, _Observed()
+        child = self._child
+        for model, score in observed.scores:
+            child("score", model, lambda m=model: metrics_sink.anomaly_score.labels(m)).observe(score)
+        for signal in observed.drift:
+            child("drift", signal, lambda s=signal: metrics_sink.drift.labels(s)).inc()
+        for model in observed.reviews:
+            metrics_sink.review_child(model).inc()
+        for (model, metric), value in self.quality().items():
+            child("quality", (model, metric), lambda k=(model, metric): metrics_sink.model_quality.labels(*k)) \
+                .set(value)
+
+    def _child(self, kind: str, key: Any, make):
+        child = self._children.get((kind, key))
+        if child is None:
+            child = self._children[(kind, key)] = make()
+        return child

@@ -1,0 +1,144 @@
+"""Ban evasion (linked_accounts): the steps that keep the dataflow a DAG.
+
+Ban evasion needs suspensions, which the ledger decides downstream of every
+detector. Bytewax flows are DAGs, so instead of feeding the ledger's output
+back, the ledger runs twice:
+
+1. `ledger_suspensions` applies the same violations and governance events
+   with the same `LedgerShard` as the final ledger, but passes on only
+   suspension and reinstatement actions (nothing it does is written or
+   counted).
+2. `fan_out_identifiers` (keyed by actor) remembers which devices and payout
+   hashes each actor used, and turns a suspension into one note per
+   identifier of the suspended actor.
+3. `link_accounts` (keyed by identifier) issues a linked_accounts violation to
+   another actor that uses a suspended actor's identifier at or after the
+   suspension.
+4. Those violations join the detectors' at the final `ledger`, the only one
+   whose actions and standings are written.
+
+Links are one level deep: an account suspended only for being linked does not
+link further accounts. Notes reach these steps late by design (at the end of
+a replay), so they apply no lateness cut; their state expires after
+`memory_days` of event time.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, NamedTuple
+
+import bytewax.operators as op
+
+from detectors.security import IdentifierFanOut, IdentifierNote, LinkedAccounts, LinkedAccountsConfig
+from pipeline.events import AccountLogin, PayoutChanged
+from pipeline.policy import Policy, violation_from
+from pipeline.records import Action, Violation
+from pipeline.routing import shard_of
+from sinks.metrics import Metrics
+
+ACCOUNT_EVENTS = (AccountLogin, PayoutChanged)
+SUSPENSION_CHANGES = frozenset({"suspension", "reinstatement"})
+
+
+class IdentityUse(NamedTuple):
+    """An account event on its way to `fan_out_identifiers` (besides the detectors)."""
+
+    event: AccountLogin | PayoutChanged
+
+
+def fan_out_key(actor: str, shards: int) -> str:
+    return f"ids/{shard_of(actor, shards)}"
+
+
+def link_key(identifier: str, shards: int) -> str:
+    return f"links/{shard_of(identifier, shards)}"
+
+
+class _Expiring:
+    """Per-entity states of one shard, dropped once their `expires_at` passes the shard's event time."""
+
+    SWEEP_EVERY_MS = 3_600_000
+
+    def __init__(self, expires_at) -> None:
+        self.expires_at = expires_at
+        self.states: dict[str, Any] = {}
+        self.watermark = -(2**62)
+        self.swept_at = -(2**62)
+
+    def advance(self, ts: int) -> None:
+        if ts > self.watermark:
+            self.watermark = ts
+        if self.watermark - self.swept_at >= self.SWEEP_EVERY_MS:
+            self.swept_at = self.watermark
+            self.states = {k: s for k, s in self.states.items() if self.expires_at(s) >= self.watermark}
+
+
+def is_suspension_change(record: Any) -> bool:
+    """What `ledger_suspensions` passes on: suspensions and reinstatements."""
+    return isinstance(record, Action) and record.action in SUSPENSION_CHANGES
+
+
+class FanOutLogic(op.StatefulBatchLogic):
+    """`fan_out_identifiers`: account events and suspension changes in, notes per identifier out."""
+
+    def __init__(self, config: LinkedAccountsConfig, shards: int, resume: bytes | None) -> None:
+        self.fan = IdentifierFanOut(config)
+        self.shards = shards
+        self.actors = _Expiring(self.fan.expires_at)
+        if resume:
+            self.actors.__dict__.update(pickle.loads(resume))
+            self.actors.expires_at = self.fan.expires_at
+
+    def on_batch(self, items: list[Any]):
+        notes: list[IdentifierNote] = []
+        for item in items:
+            if isinstance(item, IdentityUse):
+                actor, ts = item.event.actor, item.event.ts
+                state, new = self.fan.on_account_event(self.actors.states.get(actor), item.event)
+            elif item.action == "suspension":
+                actor, ts = item.actor, item.ts
+                state, new = self.fan.on_suspension(self.actors.states.get(actor), actor, ts)
+            else:
+                actor, ts = item.actor, item.ts
+                state, new = self.fan.on_reinstatement(self.actors.states.get(actor), actor, ts)
+            if state is not None:
+                self.actors.states[actor] = state
+            self.actors.advance(ts)
+            notes.extend(new)
+        return [(link_key(n.identifier, self.shards), n) for n in notes], self.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps({k: v for k, v in self.actors.__dict__.items() if k != "expires_at"})
+
+
+class LinkLogic(op.StatefulBatchLogic):
+    """`link_accounts`: notes per identifier in, linked_accounts violations out."""
+
+    def __init__(self, config: LinkedAccountsConfig, policy: Policy, metrics: Metrics, resume: bytes | None) -> None:
+        self.links = LinkedAccounts(config)
+        self.policy = policy
+        self.metrics = metrics
+        self.identifiers = _Expiring(self.links.expires_at)
+        if resume:
+            self.identifiers.__dict__.update(pickle.loads(resume))
+            self.identifiers.expires_at = self.links.expires_at
+
+    def on_batch(self, notes: list[IdentifierNote]):
+        violations: list[Violation] = []
+        states = self.identifiers.states
+        for note in notes:
+            state, signals = self.links.on_event(states.get(note.identifier), note)
+            if state is None:
+                states.pop(note.identifier, None)
+            else:
+                states[note.identifier] = state
+            self.identifiers.advance(note.ts)
+            for signal in signals:
+                violation = violation_from(signal, self.policy)
+                self.metrics.violations_child(violation.violation_type, violation.detector, violation.enforced).inc()
+                violations.append(violation)
+        return violations, self.RETAIN
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps({k: v for k, v in self.identifiers.__dict__.items() if k != "expires_at"})

@@ -87,6 +87,7 @@ class Config(_Section):
     recovery: RecoveryConfig
     kafka: KafkaConfig
     detectors: dict[str, dict[str, Any]]
+    models: dict[str, dict[str, Any]] = {}  # [models.*] tables, typed by detectors.models.models_config
     policy_path: str = ""
 
     def detector_config(self, name: str, config_type: type) -> Any:

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
-from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
-from pipeline.config import Config, ConfigError, load
-from pipeline.policy import load_policy
-from sinks.metrics import Metrics
+from pipeline.config import ConfigError, load
+from pipeline.job import run_job, summary
 
 PROG = "shopguard"
 
@@ -32,129 +28,6 @@ class _Parser(argparse.ArgumentParser):
 def _fail(message: str) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return 2
-
-
-# ---- running a flow -----------------------------------------------------------------
-
-
-class Progress:
-    """Prints a progress line every `every` seconds from the metrics while a job runs."""
-
-    def __init__(self, metrics: Metrics, every: float = 2.0, stream=sys.stderr) -> None:
-        self.metrics, self.every, self.stream = metrics, every, stream
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="shopguard-progress", daemon=True)
-        self.started = time.monotonic()
-
-    def __enter__(self) -> "Progress":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        last_n, last_t = 0.0, self.started
-        while not self._stop.wait(self.every):
-            m, now = self.metrics, time.monotonic()
-            n = m.total(m.input_records)
-            rate = (n - last_n) / max(now - last_t, 1e-9)
-            last_n, last_t = n, now
-            print(
-                f"[{now - self.started:6.1f}s] {int(n):>10,} events read ({rate:,.0f}/s) | "
-                f"{int(m.total(m.violations)):,} violations | {int(m.total(m.actions)):,} actions | "
-                f"{int(m.total(m.dead_letters)):,} dead letters",
-                file=self.stream, flush=True,
-            )
-
-
-def execute(flow, config: Config, workers: int) -> None:
-    """Run a dataflow to completion on `workers` worker threads of this process."""
-    from bytewax._bytewax import cli_main
-    from bytewax.recovery import RecoveryConfig
-
-    recovery = None
-    # Epochs exist to snapshot state; without recovery nobody reads the
-    # snapshots, so long epochs save pickling every shard every few seconds.
-    epoch = timedelta(hours=1)
-    if config.recovery.dir:
-        recovery = RecoveryConfig(Path(config.recovery.dir), timedelta(seconds=config.recovery.snapshot_interval_seconds))
-        epoch = timedelta(seconds=config.job.epoch_interval_seconds)
-    cli_main(flow, workers_per_process=workers, epoch_interval=epoch, recovery_config=recovery)
-
-
-def summary(metrics: Metrics, out_dir: str, seconds: float) -> str:
-    """The closing summary of a run: what was read, what was found, where it is."""
-    read = metrics.total(metrics.input_records)
-    lines = [
-        f"shopguard finished in {seconds:.1f} s ({read / max(seconds, 1e-9):,.0f} events/s)",
-        f"  events read      {int(read):,}",
-        f"  duplicates       {int(metrics.total(metrics.duplicates)):,}",
-        f"  late events      {int(metrics.total(metrics.late_events)):,}",
-        f"  dead letters     {int(metrics.total(metrics.dead_letters)):,}"
-        + _breakdown(metrics.by_label(metrics.dead_letters, "reason")),
-        f"  violations       {int(metrics.total(metrics.violations)):,}",
-    ]
-    for vtype, n in sorted(metrics.by_label(metrics.violations, "violation_type").items()):
-        lines.append(f"    {vtype:<28}{int(n):,}")
-    lines.append(f"  actions          {int(metrics.total(metrics.actions)):,}"
-                 + _breakdown(metrics.by_label(metrics.actions, "action")))
-    lines.append(f"  review queue     {int(metrics.total(metrics.review_queue)):,}")
-    lines.append(f"  outputs in       {out_dir}/")
-    return "\n".join(lines)
-
-
-def _breakdown(counts: dict[str, float]) -> str:
-    if not counts:
-        return ""
-    return "  (" + ", ".join(f"{k}: {int(v):,}" for k, v in sorted(counts.items())) + ")"
-
-
-def run_job(config: Config, *, source_kind: str, replay: bool, workers: int,
-            serve_metrics: bool, progress: bool, metrics: Metrics | None = None) -> Metrics:
-    """Build sources, sinks and the flow from `config`; run it; return its metrics."""
-    from pipeline.dataflow import JobContext, build_flow, read_from, timed, to_file_item, write_to
-    from pipeline.sources import FileSource, SimulatorSource
-    from sinks.files import JsonlDirSink
-
-    metrics = metrics or Metrics()
-    policy = load_policy(config.policy_path or None)
-    ctx = JobContext(config=config, policy=policy, metrics=metrics, replay=replay)
-    batch = config.job.batch_size
-    if source_kind == "kafka":
-        from pipeline.kafka import read_kafka
-
-        read = read_kafka(config)
-    elif source_kind == "file":
-        read = read_from(FileSource(config.source.file.path, batch))
-    elif source_kind == "simulator":
-        from pipeline.simulator import SimConfig
-
-        sim = config.source.simulator
-        read = read_from(SimulatorSource(SimConfig(seed=sim.seed, hours=sim.hours, scale=sim.scale), batch, sim.speedup))
-    else:
-        raise ConfigError(f"source.kind = {source_kind!r} is not available yet; use simulator, file or kafka")
-    if config.output.kind == "kafka":
-        from pipeline.kafka import write_kafka
-
-        write = write_kafka(config)
-    else:
-        write = write_to(JsonlDirSink(config.output.dir, fresh=not config.recovery.dir), timed(metrics, to_file_item))
-    flow = build_flow(ctx, read, write)
-    server = metrics.serve(config.metrics.port, config.metrics.addr) if serve_metrics and config.metrics.port else None
-    if server is not None:
-        print(f"metrics on http://{config.metrics.addr}:{config.metrics.port}/metrics", file=sys.stderr)
-    try:
-        if progress:
-            with Progress(metrics):
-                execute(flow, config, workers)
-        else:
-            execute(flow, config, workers)
-    finally:
-        if server is not None:
-            server.shutdown()
-    return metrics
 
 
 # ---- commands ----------------------------------------------------------------------------
@@ -190,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load(args.config, _overrides(args))
     started = time.monotonic()
     metrics = run_job(config, source_kind=config.source.kind, replay=False, workers=args.workers,
-                      serve_metrics=True, progress=not args.quiet)
+                      processes=args.processes, serve_metrics=True, progress=not args.quiet)
     print(summary(metrics, config.output.dir, time.monotonic() - started))
     return 0
 
@@ -203,7 +76,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _fail(f"{args.events}: no such events file; give an NDJSON file or - for stdin")
     started = time.monotonic()
     metrics = run_job(config, source_kind="file", replay=True, workers=args.workers,
-                      serve_metrics=False, progress=args.progress)
+                      processes=args.processes, serve_metrics=False, progress=args.progress)
     metrics.write_textfile(str(Path(config.output.dir) / "metrics.prom"))
     print(summary(metrics, config.output.dir, time.monotonic() - started), file=sys.stderr)
     return 0
@@ -212,6 +85,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from pipeline.simulator import SimConfig, write
 
+    if args.to_kafka:
+        from pipeline.loadgen import run_loadgen
+
+        return run_loadgen(args)
     cfg = SimConfig(seed=args.seed, hours=args.hours, scale=args.scale)
     started = time.monotonic()
     counts = write(cfg, Path(args.out))
@@ -252,7 +129,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--scale", type=_positive_float, help="simulator population scale")
     run.add_argument("--speedup", type=float, help="pace the simulator: event time x N wall clock (0 = max)")
     run.add_argument("--recovery-dir", metavar="DIR", help="Bytewax recovery snapshots (resume after a crash)")
-    run.add_argument("-w", "--workers", type=_positive_int, default=1, help="worker threads (default 1)")
+    run.add_argument("-w", "--workers", type=_positive_int, default=1, help="worker threads per process (default 1)")
+    run.add_argument("-p", "--processes", type=_positive_int, default=1,
+                     help="processes of one Bytewax cluster (threads share a GIL; processes scale)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=cmd_run)
 
@@ -263,7 +142,9 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", required=True, metavar="DIR", help="output folder")
     replay.add_argument("--config", metavar="FILE", help="TOML laid over config/shopguard.toml")
     replay.add_argument("--policy", metavar="FILE", help="policy TOML (default config/policy.toml)")
-    replay.add_argument("-w", "--workers", type=_positive_int, default=1, help="worker threads (default 1)")
+    replay.add_argument("-w", "--workers", type=_positive_int, default=1, help="worker threads per process (default 1)")
+    replay.add_argument("-p", "--processes", type=_positive_int, default=1,
+                        help="processes of one Bytewax cluster (threads share a GIL; processes scale)")
     replay.add_argument("--progress", action="store_true", help="print progress lines")
     replay.set_defaults(func=cmd_replay)
 
@@ -273,6 +154,9 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     sim.add_argument("--hours", type=_positive_float, default=6.0, help="simulated hours (default 6)")
     sim.add_argument("--scale", type=_positive_float, default=1.0, help="population scale (default 1)")
+    from pipeline.loadgen import add_to_kafka_args
+
+    add_to_kafka_args(sim)
     sim.set_defaults(func=cmd_simulate)
 
     from pipeline.diff import add_diff_command
@@ -291,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(err))
     except FileNotFoundError as err:
         return _fail(str(err))
+    except RuntimeError as err:  # a cluster process or the Kafka sink failed; the message says which and why
+        if type(err).__name__ not in ("ClusterError", "KafkaDeliveryError"):
+            raise
+        return _fail(str(err).splitlines()[0])
     except KeyboardInterrupt:
         return _fail("interrupted; outputs written so far are complete lines")
 

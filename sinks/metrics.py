@@ -194,6 +194,23 @@ class Metrics:
             s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total")
         )
 
+    def counter_values(self) -> list[tuple[str, tuple[str, ...], float]]:
+        """Every counter's value per label set, picklable (a cluster process sends these home)."""
+        out = []
+        for attr, metric in vars(self).items():
+            if isinstance(metric, Counter):
+                for family in metric.collect():
+                    for s in family.samples:
+                        if s.name.endswith("_total"):
+                            out.append((attr, tuple(s.labels[n] for n in metric._labelnames), s.value))
+        return out
+
+    def absorb(self, values: list[tuple[str, tuple[str, ...], float]]) -> None:
+        """Add another process's `counter_values()` to these counters."""
+        for attr, labels, value in values:
+            counter = getattr(self, attr)
+            (counter.labels(*labels) if labels else counter).inc(value)
+
     def by_label(self, counter: Counter, label: str) -> dict[str, float]:
         """A counter summed by one label, e.g. violations by `violation_type`."""
         out: dict[str, float] = {}

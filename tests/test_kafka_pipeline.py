@@ -1,0 +1,459 @@
+"""The job against a real Kafka broker: events in, violations out, exactly once across kill -9.
+
+Every test gets its own topics on the session's broker (tests/kafka_fixture.py).
+The simulated marketplace is published once per module; each run of the job
+writes to fresh output topics.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+from confluent_kafka.admin import NewTopic
+
+from pipeline.cli import run_job
+from pipeline.config import load
+from pipeline.events import TOPIC_OF_TYPE, TOPICS
+from pipeline.kafka import (
+    ID_HEADER,
+    KafkaDeliveryError,
+    KafkaOutputSink,
+    KafkaSetupError,
+    consumer_settings,
+    describe,
+    env_settings,
+    preflight,
+    producer_settings,
+    sink_partition_of,
+)
+from pipeline.loadgen import publish
+from pipeline.recovery import ensure_recovery_store
+from pipeline.simulator import SimConfig, iter_events, labels
+from tests.conftest import replay
+from tests.kafka_fixture import KafkaTestBroker
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT_KEYS = {
+    "violations": "violations",
+    "actions": "enforcement-actions",
+    "review_queue": "review-queue",
+    "standing": "actor-standing",
+    "dead_letter": "dead-letter",
+}
+SIM = SimConfig(seed=7, hours=2.0, scale=0.5)  # ~56k events, every violation type
+BAD_BYTES = [b"\x00\xffnot json", b'{"event_id": "x", "type": "no.such.type", "ts": 1}']
+T0 = 1_793_491_200_000
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+
+def input_topics(prefix: str) -> list[str]:
+    return [prefix + topic for topic in TOPICS]
+
+
+def new_outputs(broker: KafkaTestBroker, partitions: int = 2) -> dict[str, str]:
+    prefix = broker.unique_topic("out") + "."
+    outputs = {key: prefix + topic for key, topic in OUTPUT_KEYS.items()}
+    broker.create_topics(list(outputs.values()), partitions=partitions)
+    return outputs
+
+
+def job_overrides(broker: KafkaTestBroker, prefix: str, outputs: dict[str, str], **job) -> dict:
+    return {
+        "source": {"kind": "kafka"},
+        "output": {"kind": "kafka"},
+        "metrics": {"port": 0},
+        "job": {"epoch_interval_seconds": 1.0, **job},
+        "recovery": {"snapshot_interval_seconds": 0.0},
+        "kafka": {
+            "brokers": [broker.bootstrap],
+            "input_topics": input_topics(prefix),
+            "output_topics": outputs,
+            "consumer": {"enable.partition.eof": "true"},  # stop at the end of the input
+        },
+    }
+
+
+def run_in_process(overrides: dict, workers: int = 1):
+    config = load(None, overrides)
+    return run_job(config, source_kind="kafka", replay=False, workers=workers, serve_metrics=False, progress=False)
+
+
+def read_topic(broker: KafkaTestBroker, topic: str) -> list[tuple[bytes, dict, str]]:
+    """(key, record, shopguard-id header) of every message in a topic."""
+    from confluent_kafka import Consumer, TopicPartition
+    import uuid
+
+    consumer = Consumer(broker.client_config(**{
+        "group.id": f"read-{uuid.uuid4().hex}", "enable.partition.eof": True, "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 10,
+    }))
+    partitions = broker.partitions(topic)
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    out, left, deadline = [], set(partitions), time.monotonic() + 30
+    try:
+        while left and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                left.discard(message.partition())
+                continue
+            headers = dict(message.headers() or [])
+            out.append((message.key(), json.loads(message.value()), headers.get(ID_HEADER, b"").decode()))
+    finally:
+        consumer.close()
+    assert not left, f"{topic}: partitions {left} not read to the end"
+    return out
+
+
+def ids(broker: KafkaTestBroker, topic: str, field: str) -> collections.Counter:
+    return collections.Counter(record[field] for _, record, _ in read_topic(broker, topic))
+
+
+# ---- the simulated marketplace, published once ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def marketplace(kafka_broker: KafkaTestBroker, tmp_path_factory):
+    """The simulator's events on five input topics (3 partitions each) plus bad bytes, and a file replay of them."""
+    prefix = kafka_broker.unique_topic("in") + "."
+    kafka_broker.create_topics(input_topics(prefix), partitions=3)
+    kafka_broker.produce(prefix + "listing-events", BAD_BYTES, keys=[b"seller:BAD", b"seller:BAD"])
+    published = publish(iter_events(SIM), kafka_broker.client_config(), topic_prefix=prefix)
+    folder = tmp_path_factory.mktemp("marketplace")
+    with open(folder / "events.jsonl", "wb") as f:
+        for event in iter_events(SIM):
+            f.write(msgspec.json.encode(event) + b"\n")
+    _, replayed = replay(folder / "events.jsonl", folder / "replay")
+    return {"prefix": prefix, "published": published, "replayed": replayed}
+
+
+# ---- end to end -------------------------------------------------------------------------------
+
+
+def test_the_job_reads_kafka_and_writes_the_violations_a_replay_finds(kafka_broker, marketplace):
+    outputs = new_outputs(kafka_broker)
+    metrics = run_in_process(job_overrides(kafka_broker, marketplace["prefix"], outputs))
+
+    violations = read_topic(kafka_broker, outputs["violations"])
+    assert metrics.total(metrics.input_records) == marketplace["published"] + len(BAD_BYTES)
+    assert {v["violation_id"] for _, v, _ in violations} == {
+        v["violation_id"] for v in marketplace["replayed"]["violations.jsonl"]}
+    # keyed by actor, with the deterministic id in a header
+    assert all(key.decode() == v["actor"] and rid == v["violation_id"] for key, v, rid in violations)
+    # every violation is a labelled abuser, and most labelled abusers (of the types found) are found
+    labelled = {(x["actor"], x["violation_type"]) for x in labels(SIM)}
+    found = {(v["actor"], v["violation_type"]) for _, v, _ in violations}
+    assert found and found <= labelled
+    assert len(found) >= 0.8 * len({x for x in labelled if x[1] in {t for _, t in found}})
+    # every output kind reaches its topic
+    actions = read_topic(kafka_broker, outputs["actions"])
+    assert actions and all(key.decode() == a["actor"] for key, a, _ in actions)
+    assert read_topic(kafka_broker, outputs["standing"])
+
+
+def test_bad_bytes_reach_dead_letter_with_topic_partition_offset(kafka_broker):
+    prefix = kafka_broker.unique_topic("bad") + "."
+    kafka_broker.create_topics(input_topics(prefix), partitions=1)
+    good = _near_duplicate_listings("S9", 5)
+    kafka_broker.produce(prefix + "listing-events", [good[0], *BAD_BYTES, *good[1:]])
+    outputs = new_outputs(kafka_broker, partitions=1)
+
+    run_in_process(job_overrides(kafka_broker, prefix, outputs))
+
+    dead = sorted((record for _, record, _ in read_topic(kafka_broker, outputs["dead_letter"])),
+                  key=lambda d: d["source"])
+    assert [(d["source"], d["reason"]) for d in dead] == [
+        (f"{prefix}listing-events/0:1", "invalid_json"), (f"{prefix}listing-events/0:2", "unknown_type")]
+    assert "no.such.type" in dead[1]["raw"] and "event type" in dead[1]["error"]
+    # the good events around them still make their finding
+    (spam,) = [record for _, record, _ in read_topic(kafka_broker, outputs["violations"])]
+    assert (spam["actor"], spam["violation_type"]) == ("seller:S9", "listing_spam")
+
+
+def _near_duplicate_listings(seller: str, count: int) -> list[bytes]:
+    """`count` listings of one seller within an hour: same photo, titles apart from numbers."""
+    return [msgspec.json.encode({
+        "event_id": f"{seller}-{i}", "type": "listing.created", "ts": T0 + i * 60_000, "seller_id": seller,
+        "listing_id": f"{seller}-L{i}", "title": f"Phone case model {i}", "category": "phones", "price": 9.5,
+        "currency": "USD", "brand": None, "original_price": None, "image_hash": "aaaaaaaaaaaaaaaa", "stock": 10,
+    }) for i in range(count)]
+
+
+# ---- kill -9 and restart ----------------------------------------------------------------------
+
+
+def test_kill_9_at_any_point_and_restart_writes_every_output_exactly_once(kafka_broker, marketplace, tmp_path):
+    prefix = marketplace["prefix"]
+    expected_outputs = new_outputs(kafka_broker)
+    run_in_process(job_overrides(kafka_broker, prefix, expected_outputs))
+    expected = {kind: ids(kafka_broker, expected_outputs[kind], field)
+                for kind, field in (("violations", "violation_id"), ("actions", "action_id"))}
+    total = sum(expected["violations"].values())
+    assert total >= 10
+
+    outputs = new_outputs(kafka_broker)
+    recovery = tmp_path / "recovery"
+    ensure_recovery_store(recovery, 4)
+    config_file = tmp_path / "job.toml"
+    config_file.write_text(_toml(job_overrides(kafka_broker, prefix, outputs)))
+    violations_topic = outputs["violations"]
+
+    # kill points: at the first output (before the first snapshot), then a third and two thirds of the way
+    kill_points = [("dead letters", outputs["dead_letter"], 1), ("violations", violations_topic, total // 3),
+                   ("violations", violations_topic, 2 * total // 3)]
+    kills, logs = [], []
+    for what, topic, at_least in kill_points:
+        job = _start_job(config_file, recovery, tmp_path / f"job-{len(logs)}.log")
+        seen = _wait_for(kafka_broker, topic, at_least, job)
+        assert job.poll() is None, f"the job ended before the kill point ({what} >= {at_least})"
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait()
+        kills.append((what, seen))
+        logs.append(job.log_path)
+    job = _start_job(config_file, recovery, tmp_path / "job-final.log")
+    assert job.wait(timeout=120) == 0, job.log_path.read_text()[-3000:]
+    logs.append(job.log_path)
+
+    got = {kind: ids(kafka_broker, outputs[kind], field)
+           for kind, field in (("violations", "violation_id"), ("actions", "action_id"))}
+    for kind in got:
+        duplicated = {i: n for i, n in got[kind].items() if n > 1}
+        assert not duplicated, f"{kind} written twice: {duplicated}"
+        assert set(got[kind]) == set(expected[kind]), f"{kind}: missing {set(expected[kind]) - set(got[kind])}, " \
+                                                      f"extra {set(got[kind]) - set(expected[kind])}"
+    dead = ids(kafka_broker, outputs["dead_letter"], "source")
+    assert len(dead) == len(BAD_BYTES) and max(dead.values()) == 1
+    # the restarts did find records written after their snapshot and skipped them
+    assert any("will not be written again" in log.read_text() for log in logs), kills
+
+
+def _toml(table: dict, path: str = "") -> str:
+    """Just enough TOML for a job config: nested tables of strings, numbers and lists."""
+    scalars = [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    text = (f"[{path}]\n" if path and scalars else "") + "".join(line + "\n" for line in scalars)
+    for key, value in table.items():
+        if isinstance(value, dict):
+            text += _toml(value, f"{path}.{json.dumps(key)}" if path else json.dumps(key))
+    return text
+
+
+def _start_job(config_file: Path, recovery: Path, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "wb")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "run", "--config", str(config_file), "--recovery-dir", str(recovery),
+         "-q"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    log.close()
+    job.log_path = log_path
+    return job
+
+
+def _wait_for(broker: KafkaTestBroker, topic: str, at_least: int, job: subprocess.Popen, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and job.poll() is None:
+        seen = len(broker.consume_all(topic))
+        if seen >= at_least:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"{topic}: fewer than {at_least} records; job log:\n{job.log_path.read_text()[-3000:]}")
+
+
+# ---- workers and processes --------------------------------------------------------------------
+
+
+def build_for_cluster(overrides: dict, process_id: int):
+    """One process's dataflow for `run_cluster` (module level, so spawn can pickle it)."""
+    from pipeline.dataflow import JobContext, build_flow
+    from pipeline.kafka import read_kafka, write_kafka
+    from pipeline.policy import load_policy
+    from sinks.metrics import Metrics
+
+    config = load(None, overrides)
+    metrics = Metrics()
+    ctx = JobContext(config=config, policy=load_policy(None), metrics=metrics, replay=False)
+    flow = build_flow(ctx, read_kafka(config), write_kafka(config))
+    return flow, functools.partial(metrics.total, metrics.input_records)
+
+
+def test_the_same_violations_on_one_worker_two_workers_and_two_processes(kafka_broker, marketplace):
+    from datetime import timedelta
+
+    from pipeline.cluster import run_cluster
+
+    prefix = marketplace["prefix"]
+    found = {}
+    for name, workers in (("1 worker", 1), ("2 workers", 2)):
+        outputs = new_outputs(kafka_broker)
+        run_in_process(job_overrides(kafka_broker, prefix, outputs), workers=workers)
+        found[name] = ids(kafka_broker, outputs["violations"], "violation_id")
+    outputs = new_outputs(kafka_broker)
+    read = run_cluster(functools.partial(build_for_cluster, job_overrides(kafka_broker, prefix, outputs)),
+                       processes=2, workers=1, epoch_interval=timedelta(seconds=1))
+    found["2 processes"] = ids(kafka_broker, outputs["violations"], "violation_id")
+
+    assert sum(read) == marketplace["published"] + len(BAD_BYTES)  # the input is read once, not once per process
+    assert found["1 worker"] and all(max(v.values()) == 1 for v in found.values())
+    assert set(found["2 workers"]) == set(found["1 worker"]) == set(found["2 processes"])
+
+
+# ---- setup errors and delivery failures -------------------------------------------------------
+
+
+def test_an_unreachable_broker_fails_fast_with_one_line_naming_it():
+    started = time.monotonic()
+    with pytest.raises(KafkaSetupError) as err:
+        preflight({"bootstrap.servers": "127.0.0.1:9"}, ["listing-events"], timeout_s=2)
+    assert time.monotonic() - started < 5
+    message = str(err.value)
+    assert "\n" not in message and "cannot reach Kafka at 127.0.0.1:9" in message and "kafka.brokers" in message
+
+
+def test_missing_topics_are_named_with_how_to_create_them(kafka_broker):
+    present = kafka_broker.unique_topic("here")
+    kafka_broker.create_topics([present])
+    with pytest.raises(KafkaSetupError) as err:
+        preflight(kafka_broker.client_config(), [present, "nope-1", "nope-2"])
+    message = str(err.value)
+    assert "no topic nope-1, nope-2" in message and "--create" in message and present not in message
+
+
+def test_the_cli_reports_a_missing_topic_in_one_line(kafka_broker, tmp_path):
+    config_file = tmp_path / "job.toml"
+    overrides = job_overrides(kafka_broker, "missing-", {k: "missing-" + v for k, v in OUTPUT_KEYS.items()})
+    config_file.write_text(_toml(overrides))
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", str(config_file), "-q"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert f"Kafka at {kafka_broker.bootstrap} has no topic missing-listing-events" in done.stderr
+
+
+def _sink(broker: KafkaTestBroker, topics: list[str], recovery: Path | None = None) -> KafkaOutputSink:
+    return KafkaOutputSink(producer_settings(load(None, {"kafka": {"brokers": [broker.bootstrap]}}).kafka, environ={}),
+                           broker.client_config(), topics, recovery_dir=str(recovery) if recovery else None)
+
+
+def _items(topic: str, names: list[str]) -> list[tuple[str, str, bytes, str]]:
+    # every key of these items belongs to sink partition 0 (see sink_partition_of)
+    keys = [k for k in (f"seller:S{i}" for i in range(200)) if sink_partition_of(k) == 0]
+    return [(keys[i % len(keys)], topic, json.dumps({"id": name}).encode(), name) for i, name in enumerate(names)]
+
+
+def test_after_a_crash_the_sink_skips_what_it_wrote_after_its_last_snapshot(kafka_broker, tmp_path):
+    topic = kafka_broker.unique_topic("exactly-once")
+    kafka_broker.create_topics([topic], partitions=2)
+    part = _sink(kafka_broker, [topic], tmp_path).build_part("write_kafka", "kafka-out-000", None)
+    part.write_batch(_items(topic, ["a", "b"]))
+    state = part.snapshot()
+    part.write_batch(_items(topic, ["c", "d"]))
+    part._flush()  # delivered, then the process dies before the next snapshot
+
+    resumed = _sink(kafka_broker, [topic], tmp_path).build_part("write_kafka", "kafka-out-000", state)
+    resumed.write_batch(_items(topic, ["c", "d", "e"]))  # the replayed epoch, then something new
+    resumed.snapshot()
+
+    written = collections.Counter(rid for _, _, rid in read_topic(kafka_broker, topic))
+    assert written == {"a": 1, "b": 1, "c": 1, "d": 1, "e": 1}
+
+
+def test_a_crash_before_the_first_snapshot_writes_nothing_twice(kafka_broker, tmp_path):
+    topic = kafka_broker.unique_topic("first-epoch")
+    kafka_broker.create_topics([topic])
+    kafka_broker.produce(topic, [b"{}"], keys=[b"seller:OLD"])  # from an earlier job: not ours to skip
+    part = _sink(kafka_broker, [topic], tmp_path).build_part("write_kafka", "kafka-out-000", None)
+    part.write_batch(_items(topic, ["a", "b"]))
+    part._flush()  # no snapshot yet: Bytewax will resume with no state at all
+
+    again = _sink(kafka_broker, [topic], tmp_path).build_part("write_kafka", "kafka-out-000", None)
+    again.write_batch(_items(topic, ["a", "b", "c"]))
+    again.snapshot()
+
+    assert [rid for _, _, rid in read_topic(kafka_broker, topic)[1:]] == ["a", "b", "c"]
+
+
+def test_a_record_the_broker_refuses_stops_the_job(kafka_broker):
+    topic = kafka_broker.unique_topic("tiny")
+    future = kafka_broker.admin.create_topics([NewTopic(topic, 1, 1, config={"max.message.bytes": "200"})])[topic]
+    future.result(30)
+    sink = KafkaOutputSink(kafka_broker.client_config(acks="all", **{"enable.idempotence": "true"}),
+                           kafka_broker.client_config(), [topic])
+    part = sink.build_part("write_kafka", "kafka-out-000", None)
+    part.write_batch([("seller:S1", topic, b"x" * 1000, "v-1")])
+    with pytest.raises(KafkaDeliveryError, match="did not take"):
+        part.snapshot()
+
+
+# ---- settings --------------------------------------------------------------------------------
+
+
+def test_settings_come_from_config_then_environment_and_secrets_are_masked(monkeypatch):
+    config = load(None, {"kafka": {"security": {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"},
+                                   "consumer": {"fetch.min.bytes": "1"}}})
+    monkeypatch.setenv("SHOPGUARD_KAFKA_SASL_USERNAME", "shopguard")
+    monkeypatch.setenv("SHOPGUARD_KAFKA_SASL_PASSWORD", "hunter2")
+    monkeypatch.setenv("SHOPGUARD_KAFKA_BROKERS", "k1:9093,k2:9093")
+    monkeypatch.setenv("SHOPGUARD_KAFKA_CACHE", "/tmp/jars")  # the broker script's, not a client setting
+
+    consumer = consumer_settings(config.kafka)
+    producer = producer_settings(config.kafka)
+    assert consumer["bootstrap.servers"] == "k1:9093,k2:9093" and consumer["sasl.password"] == "hunter2"
+    assert consumer["fetch.min.bytes"] == "1" and "cache" not in consumer
+    assert producer["acks"] == "all" and producer["enable.idempotence"] == "true"
+    line = describe(producer)
+    assert "hunter2" not in line and "sasl.password=****" in line and "sasl.username=shopguard" in line
+    assert env_settings({"SHOPGUARD_KAFKA_SSL_KEY_PASSWORD": "x"}) == {"ssl.key.password": "x"}
+
+
+def test_a_producer_setting_that_breaks_exactly_once_is_refused():
+    config = load(None, {"kafka": {"producer": {"acks": "1"}}})
+    with pytest.raises(KafkaSetupError, match="acks"):
+        producer_settings(config.kafka, environ={})
+
+
+# ---- load generator --------------------------------------------------------------------------
+
+
+def test_the_load_generator_publishes_each_event_to_its_topic_at_the_rate_with_labels(kafka_broker, tmp_path):
+    import argparse
+
+    from pipeline.loadgen import add_to_kafka_args, run_loadgen
+
+    prefix = kafka_broker.unique_topic("load") + "."
+    kafka_broker.create_topics(input_topics(prefix), partitions=2)
+    simulate = argparse.ArgumentParser()
+    for flag, kind in (("--seed", int), ("--hours", float), ("--scale", float), ("--out", str)):
+        simulate.add_argument(flag, type=kind)
+    add_to_kafka_args(simulate)
+    args = simulate.parse_args(["--seed", "3", "--hours", "0.5", "--scale", "0.1", "--out", str(tmp_path),
+                                "--to-kafka", kafka_broker.bootstrap, "--rate", "4000", "--topic-prefix", prefix])
+    cfg = SimConfig(seed=3, hours=0.5, scale=0.1)
+    events = list(iter_events(cfg))
+
+    started = time.monotonic()
+    assert run_loadgen(args) == 0
+    assert time.monotonic() - started >= 0.9 * len(events) / 4000  # paced, not as fast as possible
+
+    published = {}
+    for topic in TOPICS:
+        for key, value in kafka_broker.consume_all(prefix + topic):
+            event = json.loads(value)
+            published[event["event_id"]] = (topic, key)
+    assert len(published) == len({e["event_id"] for e in events})
+    assert published[events[0]["event_id"]][0] == TOPIC_OF_TYPE[events[0]["type"]]
+    assert [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()] == labels(cfg)

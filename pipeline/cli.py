@@ -1,4 +1,4 @@
-"""The `shopguard` command line: run, replay, simulate.
+"""The `shopguard` command line: run, replay, simulate, report, diff, console.
 
 Every command explains itself with `--help`. Wrong arguments and bad
 configuration end with one line that says what to do, never a traceback.
@@ -161,9 +161,11 @@ def parser() -> argparse.ArgumentParser:
 
     from pipeline.diff import add_diff_command
     from pipeline.report import add_report_command
+    from pipeline.workbench import add_console_command
 
     add_diff_command(sub)
     add_report_command(sub)
+    add_console_command(sub)
     return p
 
 

@@ -79,6 +79,20 @@ class RecoveryConfig(_Section):
     snapshot_interval_seconds: float
 
 
+class WorkbenchConfig(_Section):
+    """`[workbench]`: the reviewer console and the standing pages (`shopguard console`)."""
+
+    addr: str = "127.0.0.1"
+    port: int = 8470
+    session_secret: str = ""
+    https_only: bool = False
+    session_hours: float = 8.0
+    event_time: Literal["data", "wall"] = "data"
+    follow_seconds: float = 1.0
+    reviewers: dict[str, str] = {}
+    actors: dict[str, str] = {}
+
+
 class Config(_Section):
     job: JobConfig
     source: SourceConfig
@@ -89,6 +103,7 @@ class Config(_Section):
     detectors: dict[str, dict[str, Any]]
     models: dict[str, dict[str, Any]] = {}  # [models.*] tables, typed by detectors.models.models_config
     policy_path: str = ""
+    workbench: WorkbenchConfig = msgspec.field(default_factory=WorkbenchConfig)
 
     def detector_config(self, name: str, config_type: type) -> Any:
         """The typed config of one detector, from its `[detectors.NAME]` table."""

@@ -39,7 +39,7 @@ from detectors import REGISTRY
 from pipeline.config import Config, ConfigError
 from pipeline.detect import DetectShard, ShardState
 from pipeline.events import Event, InvalidEvent, decode
-from pipeline.ledger import LedgerShard
+from pipeline.ledger import LedgerShard, Relayed
 from pipeline.links import (
     ACCOUNT_EVENTS, FanOutLogic, IdentityUse, LinkLogic, fan_out_key, is_suspension_change,
 )
@@ -233,6 +233,11 @@ class LedgerLogic(op.StatefulBatchLogic):
         return pickle.dumps(self.ledger.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def actor_of_item(item: Any) -> str:
+    """The actor a ledger input is about (relayed violations are wrapped)."""
+    return item.violation.actor if isinstance(item, Relayed) else item.actor
+
+
 # ---- the flow --------------------------------------------------------------------
 
 
@@ -289,13 +294,11 @@ def build_flow(
                        lambda x: fan_out_key(x.event.actor if isinstance(x, IdentityUse) else x.actor, shards))
     notes = op.stateful_batch("fan_out_identifiers", fan_in, lambda r: FanOutLogic(link_config, shards, r))
     linked = op.key_rm("linked_violations", op.stateful_batch(
-        "link_accounts", op.key_rm("notes", notes),
-        lambda r: LinkLogic(link_config, ctx.policy, ctx.metrics, r)))
+        "link_accounts", op.key_rm("notes", notes), lambda r: LinkLogic(link_config, ctx.policy, r)))
 
-    violations = op.merge("all_violations", detected, linked)
-    to_ledger = op.merge("ledger_inputs", violations, governance)
-    by_actor = op.key_on("key_ledger", to_ledger, lambda x: ledger_key(x.actor, shards))
+    to_ledger = op.merge("ledger_inputs", detected, linked, governance)
+    by_actor = op.key_on("key_ledger", to_ledger, lambda x: ledger_key(actor_of_item(x), shards))
     ledger_out = op.key_rm("ledger_records", op.stateful_batch("ledger", by_actor, lambda r: LedgerLogic(ctx, r)))
 
-    write(op.merge("outputs", violations, ledger_out, dead_letters))
+    write(op.merge("outputs", detected, ledger_out, dead_letters))
     return flow

@@ -101,6 +101,18 @@ class AppealOutcome(msgspec.Struct, frozen=True, kw_only=True):
     reviewer_id: str
 
 
+class Relayed(msgspec.Struct, frozen=True):
+    """A violation the ledger writes out itself when it first applies it.
+
+    Ban-evasion links reach the ledger from several identifier shards (a
+    device and a payout hash can both tie an account to a banned one) as
+    copies of one violation id. Applied in event-time order, the earliest
+    copy wins on any number of workers, and only that one is written.
+    """
+
+    violation: Violation
+
+
 class Rejected(Exception):
     """A governance event the ledger cannot use; it becomes a dead letter."""
 
@@ -437,10 +449,15 @@ class LedgerShard:
 
     # ---- the ordering buffer ----------------------------------------------------------------
 
-    def add(self, item: Violation | Event, arrived: float) -> None:
+    def add(self, item: Violation | Relayed | Event, arrived: float) -> None:
         """Queue an item; duplicates of governance events are counted and dropped here."""
         if isinstance(item, Violation):
             self.state.pending.append((item.detected_at, 0, item.violation_id, item, arrived, arrived))
+            return
+        if isinstance(item, Relayed):  # tie-break copies of one id by their evidence, deterministically
+            v = item.violation
+            order = f"{v.violation_id}|{msgspec.json.encode(v.evidence).decode()}"
+            self.state.pending.append((v.detected_at, 0, order, item, arrived, arrived))
             return
         if self.state.dedupe.seen_before(item.event_id, item.ts):
             self.metrics.duplicates_child(item.topic).inc()
@@ -472,9 +489,14 @@ class LedgerShard:
         out = self._revisit_until(ts)
         st = self.state
         st.clock = max(st.clock, ts)
+        relayed = isinstance(item, Relayed)
+        if relayed:
+            item = item.violation
         if isinstance(item, Violation):
             ledger = self._ledger(item.actor)
             if item.violation_id not in ledger.entries:
+                if relayed:
+                    out.append(item)
                 out += ledger.add_violation(item, self.policy)
                 heapq.heappush(st.due, (ledger.entries[item.violation_id].expires_at, item.actor, item.violation_id))
         elif isinstance(item, EducationCompleted):
@@ -571,6 +593,8 @@ class LedgerShard:
                 self.metrics.dead_letters_child(r.reason).inc()
             elif isinstance(r, AppealOutcome):
                 self.metrics.appeals_child(r.outcome, r.violation_type).inc()
+            elif isinstance(r, Violation):  # relayed: counted once, when written
+                self.metrics.violations_child(r.violation_type, r.detector, r.enforced).inc()
         if self.emit_appeal_outcomes:
             return records
         return [r for r in records if not isinstance(r, AppealOutcome)]

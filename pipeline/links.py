@@ -14,8 +14,11 @@ back, the ledger runs twice:
 3. `link_accounts` (keyed by identifier) issues a linked_accounts violation to
    another actor that uses a suspended actor's identifier at or after the
    suspension.
-4. Those violations join the detectors' at the final `ledger`, the only one
-   whose actions and standings are written.
+4. Those violations go to the final `ledger`, the only one whose actions and
+   standings are written. It also writes the violations themselves: a device
+   and a payout hash can both link the same pair, as copies of one violation
+   id from two identifier shards, and the ledger's event-time order keeps the
+   earliest on any number of workers (`ledger.Relayed`).
 
 Links are one level deep: an account suspended only for being linked does not
 link further accounts. Notes reach these steps late by design (at the end of
@@ -33,9 +36,9 @@ import bytewax.operators as op
 from detectors.security import IdentifierFanOut, IdentifierNote, LinkedAccounts, LinkedAccountsConfig
 from pipeline.events import AccountLogin, PayoutChanged
 from pipeline.policy import Policy, violation_from
-from pipeline.records import Action, Violation
+from pipeline.ledger import Relayed
+from pipeline.records import Action
 from pipeline.routing import shard_of
-from sinks.metrics import Metrics
 
 ACCOUNT_EVENTS = (AccountLogin, PayoutChanged)
 SUSPENSION_CHANGES = frozenset({"suspension", "reinstatement"})
@@ -115,17 +118,16 @@ class FanOutLogic(op.StatefulBatchLogic):
 class LinkLogic(op.StatefulBatchLogic):
     """`link_accounts`: notes per identifier in, linked_accounts violations out."""
 
-    def __init__(self, config: LinkedAccountsConfig, policy: Policy, metrics: Metrics, resume: bytes | None) -> None:
+    def __init__(self, config: LinkedAccountsConfig, policy: Policy, resume: bytes | None) -> None:
         self.links = LinkedAccounts(config)
         self.policy = policy
-        self.metrics = metrics
         self.identifiers = _Expiring(self.links.expires_at)
         if resume:
             self.identifiers.__dict__.update(pickle.loads(resume))
             self.identifiers.expires_at = self.links.expires_at
 
     def on_batch(self, notes: list[IdentifierNote]):
-        violations: list[Violation] = []
+        violations: list[Relayed] = []
         states = self.identifiers.states
         for note in notes:
             state, signals = self.links.on_event(states.get(note.identifier), note)
@@ -134,10 +136,8 @@ class LinkLogic(op.StatefulBatchLogic):
             else:
                 states[note.identifier] = state
             self.identifiers.advance(note.ts)
-            for signal in signals:
-                violation = violation_from(signal, self.policy)
-                self.metrics.violations_child(violation.violation_type, violation.detector, violation.enforced).inc()
-                violations.append(violation)
+            # The ledger writes these (one copy per id, see ledger.Relayed).
+            violations.extend(Relayed(violation_from(signal, self.policy)) for signal in signals)
         return violations, self.RETAIN
 
     def snapshot(self) -> bytes:

@@ -40,6 +40,10 @@ class EngagementInflationConfig(msgspec.Struct, frozen=True, forbid_unknown_fiel
         How many times the baseline a metric must jump to.
     min_added_viewers, min_added_likes, min_added_followers
         Absolute floors, so tiny LIVEs do not trip on noise.
+    min_added_likes_per_viewer, min_added_followers_per_viewer
+        Floors relative to the audience: a jump must also add this many likes
+        or followers per current viewer in one interval, so the bar rises
+        with the LIVE's size instead of being one number for all.
     engagement_follow_fraction
         Real audiences bring engagement along: the jump counts as unfollowed
         when engagement grew less than this fraction of the viewer jump.
@@ -61,8 +65,10 @@ class EngagementInflationConfig(msgspec.Struct, frozen=True, forbid_unknown_fiel
     engagement_follow_fraction: float
     like_jump_ratio: float
     min_added_likes: int
+    min_added_likes_per_viewer: float
     follower_jump_ratio: float
     min_added_followers: int
+    min_added_followers_per_viewer: float
     quiet_ratio: float
     commenter_window_seconds: float
     sustain_intervals: int
@@ -119,8 +125,9 @@ class EngagementInflation:
     --------
     >>> cfg = EngagementInflationConfig(baseline_seconds=300, recent_gap_seconds=25,
     ...     min_baseline_intervals=6, viewer_jump_ratio=3, min_added_viewers=100,
-    ...     engagement_follow_fraction=0.3, like_jump_ratio=8, min_added_likes=200,
-    ...     follower_jump_ratio=10, min_added_followers=30, quiet_ratio=1.5,
+    ...     engagement_follow_fraction=0.3, like_jump_ratio=6, min_added_likes=15,
+    ...     min_added_likes_per_viewer=0.1, follower_jump_ratio=8, min_added_followers=5,
+    ...     min_added_followers_per_viewer=0.02, quiet_ratio=1.5,
     ...     commenter_window_seconds=120, sustain_intervals=2, cooldown_seconds=3600)
     >>> det = EngagementInflation(cfg)
     >>> def stats(i, viewers):
@@ -261,7 +268,7 @@ class EngagementInflation:
         like_ratio = (cur.likes + 1) / (base.likes + 1)
         if (
             like_ratio >= cfg.like_jump_ratio
-            and cur.likes - base.likes >= cfg.min_added_likes
+            and cur.likes - base.likes >= max(cfg.min_added_likes, cfg.min_added_likes_per_viewer * cur.viewers)
             and viewer_ratio < cfg.quiet_ratio
             and comments_ratio < cfg.quiet_ratio
         ):
@@ -270,7 +277,8 @@ class EngagementInflation:
         follower_ratio = (cur.followers + 1) / (base.followers + 1)
         if (
             follower_ratio >= cfg.follower_jump_ratio
-            and cur.followers - base.followers >= cfg.min_added_followers
+            and cur.followers - base.followers >= max(
+                cfg.min_added_followers, cfg.min_added_followers_per_viewer * cur.viewers)
             and comments_ratio < cfg.quiet_ratio
             and viewer_ratio < cfg.viewer_jump_ratio
         ):

@@ -104,3 +104,21 @@ def test_state_per_live_stays_bounded_over_a_long_live():
     feed(det, steady_then([400] * 2000, engagement_follows=True), states)  # 5.5 hours of stats
     assert len(states["V1"].intervals) <= 35
     assert len(states["V1"].commenters) <= 1000
+
+
+def test_bought_followers_on_a_small_live_are_found():
+    # ~150 viewers, almost no follows, then ~10 follows every 10 s with nobody commenting more:
+    # in two minutes that would be most of the audience.
+    det = shipped("engagement_inflation")
+    events = [stats(i, 150, likes=3, comments=2, followers=i % 7 == 0) for i in range(40)]
+    events += [stats(40 + i, 150, likes=3, comments=2, followers=10) for i in range(6)]
+    found = feed(det, events)
+    assert [v.evidence["kind"] for v in found] == ["followers"]
+
+
+def test_a_follow_wave_that_comments_follow_is_clean():
+    # a shout-out brings new followers and new chat together: organic
+    det = shipped("engagement_inflation")
+    events = [stats(i, 150, likes=3, comments=2, followers=0) for i in range(40)]
+    events += [stats(40 + i, 170, likes=8, comments=12, followers=10) for i in range(6)]
+    assert feed(det, events) == []

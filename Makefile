@@ -23,3 +23,7 @@ test: setup
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
+
+# make bench  set up, then benchmark the job (bench/README.md; results in BENCHMARKS.md)
+bench: setup
+	$(BIN)/python bench/bench.py $(ARGS)

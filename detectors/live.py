@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from operator import attrgetter
 from statistics import median
@@ -101,7 +102,8 @@ class LiveState:
 
     creator: str
     intervals: list[_Interval] = field(default_factory=list)
-    commenters: dict[str, int] = field(default_factory=dict)  # user -> last ts, oldest first
+    # user -> last ts, oldest first; OrderedDict so dropping the oldest is O(1)
+    commenters: OrderedDict[str, int] = field(default_factory=OrderedDict)
     streaks: dict[str, int] = field(default_factory=dict)  # kind -> consecutive anomalous intervals
     cooldown: CoolDown = field(default_factory=lambda: CoolDown(0))
 

@@ -21,7 +21,7 @@ however much it lifts the rate.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from statistics import median
 from typing import ClassVar
@@ -135,7 +135,8 @@ class SellerOrders:
     """One seller's recent orders, indexed by identifier, and its learned order flow."""
 
     actor: str
-    orders: dict[str, _Order] = field(default_factory=dict)  # order_id -> order, arrival order
+    # order_id -> order, arrival order; OrderedDict so dropping the oldest is O(1)
+    orders: OrderedDict[str, _Order] = field(default_factory=OrderedDict)
     by_identifier: dict[str, dict[str, None]] = field(default_factory=dict)  # identifier -> order ids
     newest: int = -(2**62)
     orders_rate: HourlyRate = field(default_factory=HourlyRate)

@@ -65,6 +65,11 @@ class JobContext:
     replay: bool  # bounded input: the ledger orders everything before applying it
     detector_configs: dict[str, Any] = field(init=False)
 
+    @property
+    def recovery(self) -> bool:
+        """Whether state snapshots are kept (and so worth taking)."""
+        return bool(self.config.recovery.dir)
+
     def __post_init__(self) -> None:
         unknown = sorted(set(self.config.detectors) - set(REGISTRY))
         if unknown:
@@ -99,6 +104,7 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     def decode_all(records: list[RawRecord]) -> list[Any]:
         out: list[Any] = []
         newest = None
+        per_type: dict[type, int] = {}  # counted once per batch: a metric increment takes a lock
         for record in records:
             try:
                 event = decode(record.raw)
@@ -106,18 +112,20 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
                 out.append(_dead_letter(record, err))
                 metrics.dead_letters_child(err.reason).inc()
                 continue
-            metrics.events_child(event.topic, event.type).inc()
+            kind = type(event)
+            per_type[kind] = per_type.get(kind, 0) + 1
             if newest is None or event.ts > newest:
                 newest = event.ts
             if type(event) in GOVERNANCE_TYPES:
                 out.append(event)
                 continue
-            out.append((route_key(event, shards), event))
+            out.append((route_key(event, shards), (record.received_ms, event)))
             if type(event) in ACCOUNT_EVENTS:
                 out.append(IdentityUse(event))  # also to ban-evasion linking
+        for kind, n in per_type.items():
+            metrics.events_child(kind.topic, kind.__struct_config__.tag).inc(n)
         if records:
             first = records[0]
-            metrics.note_batch_read(first.received_ms)
             counter = input_records.get(first.origin)
             if counter is None:
                 counter = input_records[first.origin] = metrics.input_records.labels(_source_kind(first.origin))
@@ -176,14 +184,20 @@ class DetectLogic(op.StatefulBatchLogic):
             resume=state,
         )
 
-    def on_batch(self, events: list[Event]):
+    def on_batch(self, items: list[tuple[int, Event]]):
+        events = [event for _, event in items]
         if self.shard is None:
             self._build(FAMILY_OF[type(events[0])], None)
         violations = self.shard.process(events)
-        self.ctx.metrics.set_state_keys(self.step, str(id(self)), self.shard.keys_held())
+        metrics = self.ctx.metrics
+        # Latency: from the oldest record of this batch being read to its detection done.
+        metrics.processing_latency.observe(max(0.0, time.time() - min(read for read, _ in items) / 1000.0))
+        metrics.set_state_keys(self.step, str(id(self)), self.shard.keys_held())
         return violations, self.RETAIN
 
     def snapshot(self) -> bytes:
+        if not self.ctx.recovery:
+            return b""  # nobody reads snapshots without recovery: skip pickling the shard
         return pickle.dumps((self.family, self.shard.state), protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -204,6 +218,7 @@ class LedgerLogic(op.StatefulBatchLogic):
         )
         self.hold = None if ctx.replay else ctx.config.job.ledger_hold_seconds
         self.keep = keep
+        self.recovery = ctx.recovery
 
     def _release(self, arrived_before: float | None) -> list[Any]:
         records = self.ledger.release(arrived_before=arrived_before)
@@ -230,6 +245,8 @@ class LedgerLogic(op.StatefulBatchLogic):
         return datetime.fromtimestamp(oldest + self.hold, tz=timezone.utc)
 
     def snapshot(self) -> bytes:
+        if not self.recovery:
+            return b""  # nobody reads snapshots without recovery
         return pickle.dumps(self.ledger.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -254,16 +271,6 @@ def read_from(source: Source[RawRecord]) -> Callable[[Dataflow], Stream[RawRecor
 def write_to(sink: Sink, to_sink_item: Callable[[OutputRecord], Any] = to_file_item):
     """The output step for a sink of `to_sink_item(record)` items (JSONL files by default)."""
     return lambda records: op.output("write_outputs", op.map("serialize", records, to_sink_item), sink)
-
-
-def timed(metrics: Metrics, to_sink_item: Callable[[OutputRecord], Any]) -> Callable[[OutputRecord], Any]:
-    """`to_sink_item` that also observes the processing latency of each output."""
-
-    def serialize(record: OutputRecord) -> Any:
-        metrics.observe_output_latency(time.time())
-        return to_sink_item(record)
-
-    return serialize
 
 
 def build_flow(

@@ -15,6 +15,7 @@ active sellers, creators and LIVEs, not the length of the stream.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -38,7 +39,9 @@ class Deduper:
     """
 
     horizon_ms: int
-    ids: dict[str, int] = field(default_factory=dict)
+    # OrderedDict: emptied from the front in O(1); a plain dict rescans the
+    # deleted slots at its front on every `next(iter(...))` (quadratic).
+    ids: OrderedDict[str, int] = field(default_factory=OrderedDict)
 
     def seen_before(self, event_id: str, ts: int) -> bool:
         if event_id in self.ids:
@@ -60,7 +63,7 @@ class EntityStates:
     """One detector's state per entity, least recently active first."""
 
     states: dict[str, Any] = field(default_factory=dict)
-    last_seen: dict[str, int] = field(default_factory=dict)
+    last_seen: OrderedDict[str, int] = field(default_factory=OrderedDict)  # O(1) eviction from the front
 
     def get(self, entity: str) -> Any:
         return self.states.get(entity)

@@ -90,7 +90,8 @@ class Metrics:
             namespace=NAMESPACE, registry=r,
         )
         self.processing_latency = Histogram(
-            "processing_latency_seconds", "Wall time from reading an input batch to writing its outputs.",
+            "processing_latency_seconds",
+            "Wall time from reading a record (file, simulator) or its broker timestamp (Kafka) to its detection.",
             buckets=LATENCY_BUCKETS, namespace=NAMESPACE, registry=r,
         )
         self.state_keys = Gauge(
@@ -119,7 +120,6 @@ class Metrics:
         )
         self._lock = threading.Lock()
         self._state_keys: dict[str, dict[str, int]] = {}
-        self._batch = threading.local()  # each worker thread processes one input batch at a time
 
     # Cached children: the hot path calls these, never `labels(...)`.
     @lru_cache(maxsize=None)
@@ -168,16 +168,6 @@ class Metrics:
             shards = self._state_keys.setdefault(step, {})
             shards[shard] = keys
             self.state_keys.labels(step).set(sum(shards.values()))
-
-    def note_batch_read(self, received_ms: int) -> None:
-        """Remember when this worker read the input batch it is now processing."""
-        self._batch.read_ms = received_ms
-
-    def observe_output_latency(self, now_s: float) -> None:
-        """Wall time from reading the current input batch to emitting an output of it."""
-        read_ms = getattr(self._batch, "read_ms", None)
-        if read_ms is not None:
-            self.processing_latency.observe(max(0.0, now_s - read_ms / 1000.0))
 
     def serve(self, port: int, addr: str = "127.0.0.1"):
         """Serve /metrics on `addr:port`; returns the server so it can be shut down."""

@@ -28,7 +28,7 @@ import pickle
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
@@ -36,16 +36,18 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from detectors import REGISTRY
+from detectors.features import ActorFeatures, ActorFeatureShard, actor_key
+from detectors.models import OnlineModels, models_config
 from pipeline.config import Config, ConfigError
 from pipeline.detect import DetectShard, ShardState
-from pipeline.events import Event, InvalidEvent, decode
+from pipeline.events import AppealDecided, Event, InvalidEvent, decode
 from pipeline.ledger import LedgerShard, Relayed
 from pipeline.links import (
     ACCOUNT_EVENTS, FanOutLogic, IdentityUse, LinkLogic, fan_out_key, is_suspension_change,
 )
 from pipeline.policy import Policy
-from pipeline.records import SINK_OF, DeadLetter, OutputRecord, encode
-from pipeline.routing import FAMILY_OF, GOVERNANCE_TYPES, ledger_key, route_key
+from pipeline.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, encode
+from pipeline.routing import FAMILY_OF, GOVERNANCE_TYPES, ledger_key, route_key, shard_of
 from pipeline.sources import RawRecord
 from sinks.metrics import Metrics
 
@@ -64,6 +66,7 @@ class JobContext:
     metrics: Metrics
     replay: bool  # bounded input: the ledger orders everything before applying it
     detector_configs: dict[str, Any] = field(init=False)
+    models_config: Any = field(init=False)
 
     @property
     def recovery(self) -> bool:
@@ -77,6 +80,7 @@ class JobContext:
         self.detector_configs = {
             name: self.config.detector_config(name, config_type) for name, (_, config_type) in REGISTRY.items()
         }
+        self.models_config = models_config(self.config.models)
 
     def detectors_for(self, family: str) -> list[Any]:
         """Instances of every configured detector that reads this family's events."""
@@ -93,18 +97,25 @@ class JobContext:
 def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     """Decode a batch of raw records and say where each goes.
 
-    Detector events come out as `(family/shard, event)` for the detect step;
-    governance events and dead letters (invalid records) come out bare. Doing
-    routing here, once per batch, spares every event several per-item steps.
+    Detector events come out grouped per detect shard as
+    `(family/shard, (read_ms, events))`, and per actor-feature shard as one
+    `FeatureBatch` each; account events also as `IdentityUse` (ban evasion); governance
+    events and dead letters (invalid records) come out bare. Doing routing
+    here, once per batch, spares every event several per-item steps.
     """
     metrics = ctx.metrics
     shards = ctx.config.job.shards
     input_records: dict[str, Any] = {}
+    feature_types = ActorFeatures.RESCORE
 
     def decode_all(records: list[RawRecord]) -> list[Any]:
         out: list[Any] = []
         newest = None
         per_type: dict[type, int] = {}  # counted once per batch: a metric increment takes a lock
+        # One item per detect shard and per feature shard, not one per event:
+        # Bytewax's per-item cost is paid ~100 times per batch instead of ~1000.
+        for_detect: dict[str, tuple[int, list[Event]]] = {}  # key -> (first read time, events in order)
+        for_features: dict[str, list[Event]] = {}
         for record in records:
             try:
                 event = decode(record.raw)
@@ -116,12 +127,26 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
             per_type[kind] = per_type.get(kind, 0) + 1
             if newest is None or event.ts > newest:
                 newest = event.ts
-            if type(event) in GOVERNANCE_TYPES:
+            if kind in GOVERNANCE_TYPES:
                 out.append(event)
                 continue
-            out.append((route_key(event, shards), (record.received_ms, event)))
-            if type(event) in ACCOUNT_EVENTS:
+            key = route_key(event, shards)
+            group = for_detect.get(key)
+            if group is None:
+                for_detect[key] = (record.received_ms, [event])
+            else:
+                group[1].append(event)
+            if kind in feature_types:
+                key = f"features/{shard_of(actor_key(event), shards)}"
+                batch = for_features.get(key)
+                if batch is None:
+                    for_features[key] = [event]
+                else:
+                    batch.append(event)
+            if kind in ACCOUNT_EVENTS:
                 out.append(IdentityUse(event))  # also to ban-evasion linking
+        out.extend(for_detect.items())
+        out.extend(FeatureBatch(key, events) for key, events in for_features.items())
         for kind, n in per_type.items():
             metrics.events_child(kind.topic, kind.__struct_config__.tag).inc(n)
         if records:
@@ -184,14 +209,15 @@ class DetectLogic(op.StatefulBatchLogic):
             resume=state,
         )
 
-    def on_batch(self, items: list[tuple[int, Event]]):
-        events = [event for _, event in items]
+    def on_batch(self, groups: list[tuple[int, list[Event]]]):
         if self.shard is None:
-            self._build(FAMILY_OF[type(events[0])], None)
-        violations = self.shard.process(events)
+            self._build(FAMILY_OF[type(groups[0][1][0])], None)
+        violations = []
+        for _read, events in groups:
+            violations.extend(self.shard.process(events))
         metrics = self.ctx.metrics
-        # Latency: from the oldest record of this batch being read to its detection done.
-        metrics.processing_latency.observe(max(0.0, time.time() - min(read for read, _ in items) / 1000.0))
+        # Latency: from the oldest record of these groups being read to their detection done.
+        metrics.processing_latency.observe(max(0.0, time.time() - min(read for read, _ in groups) / 1000.0))
         metrics.set_state_keys(self.step, str(id(self)), self.shard.keys_held())
         return violations, self.RETAIN
 
@@ -250,6 +276,80 @@ class LedgerLogic(op.StatefulBatchLogic):
         return pickle.dumps(self.ledger.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+class FeatureBatch(NamedTuple):
+    """One feature shard's events of one input batch."""
+
+    key: str
+    events: list[Event]
+
+
+class FeaturesLogic(op.StatefulBatchLogic):
+    """Bytewax adapter around one `ActorFeatureShard`: events in, feature updates out."""
+
+    def __init__(self, ctx: JobContext, config: Any, resume: bytes | None) -> None:
+        job = ctx.config.job
+        self.ctx = ctx
+        self.shard = ActorFeatureShard(
+            ActorFeatures(config), allowed_lateness_ms=int(job.allowed_lateness_seconds * 1000),
+            dedupe_horizon_ms=int(job.dedupe_horizon_seconds * 1000),
+            resume=pickle.loads(resume) if resume else None,
+        )
+
+    def on_batch(self, batches: list[list[Event]]):
+        updates = []
+        for events in batches:
+            updates.extend(self.shard.process(events))
+        self.ctx.metrics.set_state_keys("actor_features", str(id(self)), self.shard.keys_held())
+        return updates, self.RETAIN
+
+    def snapshot(self) -> bytes:
+        if not self.ctx.recovery:
+            return b""
+        return pickle.dumps(self.shard.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class ModelsLogic(op.StatefulBatchLogic):
+    """Bytewax adapter around `OnlineModels` (one key): scores, appeal learning, drift.
+
+    Like the ledger, it holds violations and appeal decisions to apply them in
+    event-time order, so violations and their confidence do not depend on the
+    worker count.
+    """
+
+    def __init__(self, ctx: JobContext, config: Any, resume: bytes | None) -> None:
+        self.ctx = ctx
+        self.models = OnlineModels(config, resume=pickle.loads(resume) if resume else None)
+        self.hold = None if ctx.replay else ctx.config.job.ledger_hold_seconds
+
+    def _out(self, records: list[Any]):
+        self.models.publish(self.ctx.metrics)
+        return records, self.RETAIN
+
+    def on_batch(self, items: list[Any]):
+        now = time.time()
+        out = self.models.add(items, now)
+        if self.hold is not None:
+            out += self.models.release(now - self.hold)
+        return self._out(out)
+
+    def on_notify(self):
+        return self._out(self.models.release(time.time() - self.hold))
+
+    def on_eof(self):
+        return self._out(self.models.release(None))
+
+    def notify_at(self) -> datetime | None:
+        oldest = self.models.next_release()
+        if self.hold is None or oldest is None:
+            return None
+        return datetime.fromtimestamp(oldest + self.hold, tz=timezone.utc)
+
+    def snapshot(self) -> bytes:
+        if not self.ctx.recovery:
+            return b""
+        return pickle.dumps(self.models.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def actor_of_item(item: Any) -> str:
     """The actor a ledger input is about (relayed violations are wrapped)."""
     return item.violation.actor if isinstance(item, Relayed) else item.actor
@@ -280,10 +380,12 @@ def build_flow(
 ) -> Dataflow:
     """The shopguard dataflow: `read` adds the input step(s), `write` the output step(s)."""
     shards = ctx.config.job.shards
+    models = ctx.models_config
     flow = Dataflow("shopguard")
     raw = read(flow)
     routed = op.flat_map_batch("decode_and_route", raw, decode_and_route(ctx))
-    to_detect = op.branch("split_detector_events", routed, lambda x: type(x) is tuple)
+    for_features = op.branch("split_feature_batches", routed, lambda x: type(x) is FeatureBatch)
+    to_detect = op.branch("split_detector_events", for_features.falses, lambda x: type(x) is tuple)
     others = op.branch("split_dead_letters", to_detect.falses, lambda x: isinstance(x, DeadLetter))
     dead_letters = others.trues
     uses = op.branch("split_identity_uses", others.falses, lambda x: isinstance(x, IdentityUse))
@@ -291,8 +393,21 @@ def build_flow(
 
     detected = op.key_rm("violations", op.stateful_batch("detect", to_detect.trues, lambda r: DetectLogic(ctx, r)))
 
+    # Online models: per-actor features, then one model step that scores actors
+    # (review queue), sets violations' confidence from appeal outcomes, and
+    # watches rates for drift.
+    feature_updates = op.key_rm("feature_updates", op.stateful_batch(
+        "actor_features", for_features.trues, lambda r: FeaturesLogic(ctx, models.features, r)))
+    decisions = op.filter("appeal_decisions", governance, lambda e: type(e) is AppealDecided)
+    models_in = op.key_on("key_models", op.merge("models_inputs", feature_updates, detected, decisions),
+                          lambda _: "models")
+    modeled = op.key_rm("models_records", op.stateful_batch(
+        "online_models", models_in, lambda r: ModelsLogic(ctx, models, r)))
+    reviews = op.branch("split_review_entries", modeled, lambda x: type(x) is ReviewEntry)
+    assessed, review_entries = reviews.falses, reviews.trues
+
     # Ban evasion (see links.py): a suspensions-only ledger pass, then linking by identifier.
-    decided = op.merge("suspension_inputs", detected, governance)
+    decided = op.merge("suspension_inputs", assessed, governance)
     suspensions = op.key_rm("suspension_changes", op.stateful_batch(
         "ledger_suspensions", op.key_on("key_suspensions", decided, lambda x: ledger_key(x.actor, shards)),
         lambda r: LedgerLogic(ctx, r, metrics=Metrics(), keep=is_suspension_change)))
@@ -303,9 +418,9 @@ def build_flow(
     linked = op.key_rm("linked_violations", op.stateful_batch(
         "link_accounts", op.key_rm("notes", notes), lambda r: LinkLogic(link_config, ctx.policy, r)))
 
-    to_ledger = op.merge("ledger_inputs", detected, linked, governance)
+    to_ledger = op.merge("ledger_inputs", assessed, linked, governance)
     by_actor = op.key_on("key_ledger", to_ledger, lambda x: ledger_key(actor_of_item(x), shards))
     ledger_out = op.key_rm("ledger_records", op.stateful_batch("ledger", by_actor, lambda r: LedgerLogic(ctx, r)))
 
-    write(op.merge("outputs", detected, ledger_out, dead_letters))
+    write(op.merge("outputs", assessed, review_entries, ledger_out, dead_letters))
     return flow

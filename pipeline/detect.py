@@ -74,9 +74,14 @@ class EntityStates:
             self.last_seen.pop(entity, None)
             return
         self.states[entity] = state
-        # Re-insert so iteration order is activity order (for eviction).
-        previous = self.last_seen.pop(entity, None)
-        self.last_seen[entity] = ts if previous is None or ts > previous else previous
+        last_seen = self.last_seen
+        previous = last_seen.get(entity)
+        if previous is None:
+            last_seen[entity] = ts
+            return
+        last_seen.move_to_end(entity)  # iteration order is activity order (for eviction)
+        if ts > previous:
+            last_seen[entity] = ts
 
     def evict_idle(self, cutoff: int) -> None:
         last_seen = self.last_seen
@@ -132,38 +137,38 @@ class DetectShard:
         )
         for d in self.detectors:  # a detector added since the snapshot starts empty
             self.state.detector_states.setdefault(d.name, EntityStates())
-        self._readers: dict[type, list[Any]] = {}
+        # event type -> (detector, its entity states) for each detector that reads it
+        self._readers: dict[type, list[tuple[Any, EntityStates]]] = {}
         for d in self.detectors:
             for event_type in d.event_types:
-                self._readers.setdefault(event_type, []).append(d)
+                self._readers.setdefault(event_type, []).append((d, self.state.detector_states[d.name]))
 
     def process(self, events: Iterable[Event]) -> list[Violation]:
         """Run a batch of events (arrival order) through the shard."""
         violations: list[Violation] = []
         st = self.state
+        seen_before, readers, lateness = st.dedupe.seen_before, self._readers, self.allowed_lateness_ms
         for event in events:
-            if st.dedupe.seen_before(event.event_id, event.ts):
+            ts = event.ts
+            if seen_before(event.event_id, ts):
                 self.metrics.duplicates_child(event.topic).inc()
                 continue
-            if event.ts > st.watermark:
-                st.watermark = event.ts
-            elif event.ts < st.watermark - self.allowed_lateness_ms:
+            if ts > st.watermark:
+                st.watermark = ts
+            elif ts < st.watermark - lateness:
                 self.metrics.late_child(event.topic).inc()
                 continue
-            for detector in self._readers.get(type(event), ()):
-                violations.extend(self._run(detector, event))
+            for detector, states in readers.get(type(event), ()):
+                entity = detector.entity(event)
+                if entity is None:
+                    continue
+                new_state, signals = detector.on_event(states.states.get(entity), event)
+                states.put(entity, new_state, ts)
+                if signals:
+                    violations.extend(self._violation(s) for s in signals)
         if st.watermark - st.swept_at >= self.SWEEP_EVERY_MS:
             self._sweep()
         return violations
-
-    def _run(self, detector: Any, event: Event) -> list[Violation]:
-        entity = detector.entity(event)
-        if entity is None:
-            return []
-        states = self.state.detector_states[detector.name]
-        new_state, signals = detector.on_event(states.get(entity), event)
-        states.put(entity, new_state, event.ts)
-        return [self._violation(s) for s in signals]
 
     def _violation(self, signal: Signal) -> Violation:
         violation = violation_from(signal, self.policy)

@@ -8,21 +8,36 @@ seeded, so the same inputs in the same order give the same outputs.
 
 `AnomalyModel`
     Scores each `FeatureUpdate` (from `detectors/features.py`) with one model
-    per role (`seller_anomaly_v1`, `creator_anomaly_v1`): features are put on
-    a log scale (`FEATURE_KIND`), standardised with running means and
-    variances, clipped to +-`z_clip` and mapped to 0..1 for river's
-    `HalfSpaceTrees`. A score above the online `threshold_quantile` of all
-    scores so far (`river.stats.Quantile`, not a constant) puts the actor on
-    the review queue, at most once per `cooldown_hours`, with its top
-    contributing features. **Score first, then learn**, and never learn from
-    an update that was flagged (river's `protect_anomaly_detector`): an
-    abuser's burst must not become the new normal.
+    per role (`seller_anomaly_v1`, `creator_anomaly_v1`). Each feature is put
+    on a log scale (`FEATURE_KIND`) and compared with its running mean in
+    running standard deviations, on its risk side only (`RISK_SIDE`: orders
+    slowing down or a price cut are not suspicious), clipped at +-`z_clip`.
+    The default `detector = "deviation"` scores an update by its `top_k`
+    largest deviations (sum / (top_k * z_clip), in 0..1): one unusual number
+    counts, several at once count more. `detector = "half_space_trees"` feeds
+    the same deviations to river's `HalfSpaceTrees` instead.
 
-    *Contribution* of a feature = its deviation from the running mean in
-    standard deviations (on the model's log scale, the same numbers the model
-    sees); the review entry names the `top_features` with |z| >= `min_z`,
+    Why the default: on the simulator (seeds 7, 11 and 23, each actor's
+    highest score, abusers whose abuse shows in behaviour vs honest actors)
+    the deviation score reaches a ROC AUC of 0.94-0.96 (0.84-0.87 counting the
+    abusers who only break text rules too); HalfSpaceTrees on the same
+    deviations 0.84 (0.75-0.79), and `MinMaxScaler | HalfSpaceTrees` on the
+    log-scale features 0.81-0.84 (0.71-0.76): trees of a bounded depth over
+    11-15 features barely split on any one of them, so a price 8x its usual
+    level and one 1.5x land in the same leaf. LODA did worse (0.72-0.79).
+
+    A score above the online `threshold_quantile` of all scores so far
+    (`river.stats.Quantile`, not a constant) puts the actor on the review
+    queue, at most once per `cooldown_hours`, with its top contributing
+    features. **Score first, then learn**, and never learn from an update
+    that was flagged (river's `protect_anomaly_detector`): an abuser's burst
+    must not become the new normal.
+
+    *Contribution* of a feature = its risk-side deviation from the running
+    mean in standard deviations, on the model's scale (the numbers the model
+    scores); the review entry names the `top_features` with |z| >= `min_z`,
     largest first, each as `{"value", "usual", "z"}` (`usual` is the running
-    mean mapped back to the feature's own unit).
+    mean in the feature's own unit).
 
 `AppealClassifier`
     Logistic regression (river) on a violation's numeric evidence (as
@@ -61,13 +76,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Annotated, Any, Iterable, Literal
 
 import msgspec
-from river import anomaly, drift, linear_model, metrics, optim, stats, utils
+from river import anomaly, drift, linear_model, metrics, optim, preprocessing, stats, utils
 
 from detectors.base import clamp01
-from detectors.features import FEATURE_KIND, FEATURES_OF_ROLE, ActorFeaturesConfig, FeatureUpdate
+from detectors.features import FEATURE_KIND, FEATURES_OF_ROLE, RISK_SIDE, ActorFeaturesConfig, FeatureUpdate
 from pipeline.config import DEFAULT_CONFIG, ConfigError, read_toml
 from pipeline.events import AppealDecided
 from pipeline.ledger import AppealOutcome, evidence_features
@@ -86,6 +101,12 @@ class _Table(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
+Probability = Annotated[float, msgspec.Meta(gt=0, lt=1)]
+
+
 class AnomalyConfig(_Table):
     """`[models.anomaly]`: the anomaly scorer and when it puts an actor on the review queue.
 
@@ -93,16 +114,30 @@ class AnomalyConfig(_Table):
     ----------
     enabled
         False: no feature step, no anomaly scores, no review entries from it.
+    detector
+        "deviation": the score is the sum of the `top_k` largest risk-side
+        deviations (in standard deviations, clipped at `z_clip`) over `top_k *
+        z_clip`; "half_space_trees": river `HalfSpaceTrees` on the same
+        deviations (see the module docstring for the measurements behind the default).
+    top_k
+        Deviations summed by the "deviation" detector.
     n_trees, height, window_size, seed
         river `HalfSpaceTrees`: trees, depth, updates per reference window, random seed.
     z_clip
-        Standardised features are clipped to +-z_clip before scaling to 0..1.
+        Deviations are clipped to +-z_clip standard deviations.
+    memory_updates
+        Running means and variances weigh the last ~this many updates (a running
+        mean until then), so "usual" follows a slowly changing marketplace.
     warmup_updates
         Updates a role's model learns before its scores can flag anyone.
     threshold_quantile
         An update scoring above this online quantile of all scores flags its actor.
     cooldown_hours
         One review entry per actor within this period (event time).
+    min_flag_z
+        An update flags its actor only if, besides beating the quantile, one feature
+        deviates at least this many standard deviations: the top 0.5% of a quiet
+        day's scores is not news, and an entry must name what is unusual.
     top_features
         Features named in a review entry (the largest deviations).
     min_z
@@ -110,16 +145,20 @@ class AnomalyConfig(_Table):
     """
 
     enabled: bool
-    n_trees: int
-    height: int
-    window_size: int
+    detector: Literal["deviation", "half_space_trees"]
+    top_k: AtLeastOne
+    n_trees: AtLeastOne
+    height: AtLeastOne
+    window_size: AtLeastOne
     seed: int
-    z_clip: float
-    warmup_updates: int
-    threshold_quantile: float
-    cooldown_hours: float
-    top_features: int
-    min_z: float
+    z_clip: Positive
+    memory_updates: AtLeastOne
+    warmup_updates: Count
+    threshold_quantile: Probability
+    cooldown_hours: Annotated[float, msgspec.Meta(ge=0)]
+    min_flag_z: Annotated[float, msgspec.Meta(ge=0)]
+    top_features: Count
+    min_z: Annotated[float, msgspec.Meta(ge=0)]
 
 
 class AppealClassifierConfig(_Table):
@@ -151,16 +190,16 @@ class AppealClassifierConfig(_Table):
     """
 
     enabled: bool
-    learning_rate: float
-    l2: float
-    min_outcomes: int
-    prior_outcomes: float
-    review_threshold: float
+    learning_rate: Positive
+    l2: Annotated[float, msgspec.Meta(ge=0)]
+    min_outcomes: Count
+    prior_outcomes: Annotated[float, msgspec.Meta(ge=0)]
+    review_threshold: Probability
     review_types: list[str]
-    remember_days: float
-    max_remembered_violations: int
-    max_waiting_decisions: int
-    metric_window: int
+    remember_days: Positive
+    max_remembered_violations: AtLeastOne
+    max_waiting_decisions: AtLeastOne
+    metric_window: AtLeastOne
 
 
 class DriftConfig(_Table):
@@ -181,10 +220,10 @@ class DriftConfig(_Table):
     """
 
     enabled: bool
-    bucket_seconds: float
-    delta: float
-    min_buckets: int
-    max_gap_buckets: int
+    bucket_seconds: Positive
+    delta: Probability
+    min_buckets: AtLeastOne
+    max_gap_buckets: Count
 
 
 class QualityConfig(_Table):
@@ -203,10 +242,10 @@ class QualityConfig(_Table):
         Labelled scores in the rolling ROC AUC.
     """
 
-    label_horizon_hours: float
-    sample_every: int
-    max_pending: int
-    metric_window: int
+    label_horizon_hours: Positive
+    sample_every: AtLeastOne
+    max_pending: AtLeastOne
+    metric_window: AtLeastOne
 
 
 class ModelsConfig(msgspec.Struct, frozen=True):
@@ -242,6 +281,15 @@ def models_config(tables: dict[str, dict[str, Any]] | None = None) -> ModelsConf
             parts[name] = msgspec.convert(table, type_)
         except msgspec.ValidationError as err:
             raise ConfigError(f"config: [models.{name}]: {_where(err)}") from None
+    from pipeline.policy import CATALOG
+
+    strange = [t for t in parts["appeal_classifier"].review_types if t not in CATALOG]
+    if strange:
+        raise ConfigError(f"config: [models.appeal_classifier]: key `review_types`: {strange[0]!r} is not a "
+                          f"violation type; the catalog is {', '.join(CATALOG)}")
+    features = parts["features"]
+    if features.recent_seconds < features.bucket_seconds or features.burst_seconds > features.recent_seconds:
+        raise ConfigError("config: [models.features]: need bucket_seconds <= burst_seconds <= recent_seconds")
     return ModelsConfig(**parts)
 
 
@@ -290,14 +338,18 @@ def feature_space(name: str, value: float) -> float:
     return value
 
 
+# kind of a feature -> code for `model_space` on the hot path
+_KIND_CODE = {"ratio": 0, "count": 1, "share": 2}
+
+
 @dataclass(slots=True)
 class RoleModelState:
-    """One role's anomaly model: scaler statistics, the trees, the threshold, the cool-down."""
+    """One role's anomaly model: running moments, the detector, the threshold, the cool-down."""
 
     name: str
-    features: tuple[str, ...]
-    moments: dict[str, stats.Var]  # feature -> running mean and variance on the model's scale
-    trees: anomaly.HalfSpaceTrees
+    # feature -> [weight of history, mean, variance] on the model's scale
+    moments: dict[str, list[float]]
+    trees: anomaly.HalfSpaceTrees | None  # None: the "deviation" detector (no learned state of its own)
     threshold: stats.Quantile
     learned: int = 0
     scored: int = 0
@@ -321,33 +373,46 @@ class AnomalyModel:
 
     Examples
     --------
-    >>> model = AnomalyModel(models_config().anomaly)
-    >>> usual = {"orders_per_hour": 6.0, "new_buyer_share": 0.04, "devices_per_order": 1.0}
-    >>> for i in range(2000):
-    ...     wobble = 1.0 + 0.2 * ((i * 7919) % 11 - 5) / 5
-    ...     _ = model.score_and_learn("seller:S%d" % (i % 50), {k: v * wobble for k, v in usual.items()}, i * 1000)
+    >>> model = AnomalyModel(msgspec.structs.replace(models_config().anomaly, warmup_updates=1000))
+    >>> for i in range(3000):  # usual sellers: a few orders an hour from established buyers
+    ...     wobble = 1.0 + 0.3 * ((i * 7919) % 11 - 5) / 5
+    ...     usual = {"orders_per_hour": 6.0 * wobble, "new_buyer_share": 0.04 * wobble, "devices_per_order": 1.0}
+    ...     _ = model.score_and_learn("seller:S%d" % (i % 50), usual, i * 1000)
     >>> entry = model.score_and_learn("seller:S99", {"orders_per_hour": 90.0, "new_buyer_share": 0.9,
-    ...                                              "devices_per_order": 0.1}, 2_000_000)
-    >>> entry.model, entry.actor, sorted(entry.features)
+    ...                                              "devices_per_order": 0.1}, 3_000_000)
+    >>> entry.model, entry.actor, list(entry.features)
     ('seller_anomaly_v1', 'seller:S99', ['devices_per_order', 'new_buyer_share', 'orders_per_hour'])
+    >>> entry.features["new_buyer_share"]
+    {'value': 0.9, 'usual': 0.04, 'z': 10.0}
     """
 
     def __init__(self, config: AnomalyConfig, resume: dict[str, RoleModelState] | None = None) -> None:
         self.config = config
         self._cooldown_ms = int(config.cooldown_hours * HOUR_MS)
+        self._forget = 1.0 / config.memory_updates
+        self._scale = 1.0 / (config.top_k * config.z_clip)
+        self._min_scored = math.ceil(1.0 / (1.0 - config.threshold_quantile))
+        self._specs = {
+            role: [(name, _KIND_CODE[FEATURE_KIND[name]], RISK_SIDE[name]) for name in names]
+            for role, names in FEATURES_OF_ROLE.items()
+        }
         self.state: dict[str, RoleModelState] = resume if resume is not None else {
             role: self._new_role_model(role) for role in ANOMALY_MODELS
         }
 
     def _new_role_model(self, role: str) -> RoleModelState:
         cfg = self.config
-        features = FEATURES_OF_ROLE[role]
+        trees = None
+        if cfg.detector == "half_space_trees":
+            clip = cfg.z_clip
+            limits = {name: (0.0 if side > 0 else -clip, 0.0 if side < 0 else clip)
+                      for name, _, side in self._specs[role]}
+            trees = anomaly.HalfSpaceTrees(n_trees=cfg.n_trees, height=cfg.height, window_size=cfg.window_size,
+                                           limits=limits, seed=cfg.seed)
         return RoleModelState(
             name=ANOMALY_MODELS[role],
-            features=features,
-            moments={name: stats.Var() for name in features},
-            trees=anomaly.HalfSpaceTrees(n_trees=cfg.n_trees, height=cfg.height, window_size=cfg.window_size,
-                                         seed=cfg.seed),
+            moments={name: [0.0, 0.0, 0.0] for name in FEATURES_OF_ROLE[role]},
+            trees=trees,
             threshold=stats.Quantile(cfg.threshold_quantile),
         )
 
@@ -356,13 +421,21 @@ class AnomalyModel:
         return self.score(actor, actor.split(":", 1)[0], features, ts).review
 
     def score(self, actor: str, role: str, features: dict[str, float], ts: int) -> Scored:
-        model = self.state[role]
-        z = self._standardise(model, features)
-        u = {name: (min(max(v, -self.config.z_clip), self.config.z_clip) / self.config.z_clip + 1.0) / 2.0
-             for name, v in z.items()}
-        warm = model.learned >= self.config.warmup_updates
-        score = model.trees.score_one(u) if warm else 0.0
-        flagged = warm and model.scored >= self.config.window_size and score > model.threshold.get()
+        cfg, model = self.config, self.state[role]
+        x, z = self._deviations(role, model, features)
+        warm = model.learned >= cfg.warmup_updates
+        score, largest = 0.0, 0.0
+        if warm:
+            deviations = sorted(map(abs, z.values()), reverse=True)
+            largest = deviations[0] if deviations else 0.0
+            if model.trees is not None:
+                score = model.trees.score_one(z)
+            else:
+                score = sum(deviations[: cfg.top_k]) * self._scale
+        threshold = model.threshold.get()
+        # The quantile needs about 1 / (1 - q) scores before it means anything.
+        flagged = (warm and model.scored >= self._min_scored and threshold is not None and score > threshold
+                   and largest >= cfg.min_flag_z)
         if warm:
             model.threshold.update(score)
             model.scored += 1
@@ -372,26 +445,50 @@ class AnomalyModel:
             if self._cooldown_ready(model, actor, ts):
                 review = self._review(model, actor, features, z, score, ts)
         else:  # score first, then learn; never from what was flagged
-            for name, value in features.items():
-                moments = model.moments.get(name)
-                if moments is not None:
-                    moments.update(model_space(name, value))
-            model.trees.learn_one(u)
+            self._learn(model, x)
+            if model.trees is not None:
+                model.trees.learn_one(z)
             model.learned += 1
         return Scored(model.name, score, warm, flagged, review)
 
-    def _standardise(self, model: RoleModelState, features: dict[str, float]) -> dict[str, float]:
-        """Deviation of each feature from its running mean, in standard deviations (missing: 0, usual)."""
+    def _deviations(self, role: str, model: RoleModelState, features: dict[str, float]):
+        """Each feature on the model's scale, and its risk-side deviation from the running mean in
+        standard deviations, clipped (0 when missing, on the harmless side, or not yet learned)."""
+        clip, moments = self.config.z_clip, model.moments
+        x: dict[str, float] = {}
         z: dict[str, float] = {}
-        for name in model.features:
+        for name, kind, side in self._specs[role]:
             value = features.get(name)
-            moments = model.moments[name]
-            if value is None or moments.mean.n < 2:
+            if value is None:
                 z[name] = 0.0
                 continue
-            spread = math.sqrt(moments.get()) + 0.05  # floor: a feature that never moved must move for real
-            z[name] = (model_space(name, value) - moments.mean.get()) / spread
-        return z
+            v = math.log(value if value > 1e-3 else 1e-3) if kind == 0 else \
+                math.log1p(value if value > 0.0 else 0.0) if kind == 1 else value
+            x[name] = v
+            weight, mean, var = moments[name]
+            if weight < 2.0:
+                z[name] = 0.0
+                continue
+            # The spread has a floor: a feature that never moved must move for real to count.
+            d = (v - mean) / (math.sqrt(var) + 0.05)
+            if side > 0:
+                d = 0.0 if d < 0.0 else clip if d > clip else d
+            elif side < 0:
+                d = 0.0 if d > 0.0 else -clip if d < -clip else d
+            else:
+                d = -clip if d < -clip else clip if d > clip else d
+            z[name] = d
+        return x, z
+
+    def _learn(self, model: RoleModelState, x: dict[str, float]) -> None:
+        """Exponentially weighted mean and variance (a running mean and variance at first)."""
+        for name, v in x.items():
+            m = model.moments[name]
+            m[0] += 1.0
+            a = max(1.0 / m[0], self._forget)
+            delta = v - m[1]
+            m[1] += a * delta
+            m[2] = (1.0 - a) * (m[2] + a * delta * delta)
 
     def _cooldown_ready(self, model: RoleModelState, actor: str, ts: int) -> bool:
         last = model.last_review
@@ -407,11 +504,11 @@ class AnomalyModel:
 
     def _review(self, model: RoleModelState, actor: str, features: dict[str, float], z: dict[str, float],
                 score: float, ts: int) -> ReviewEntry:
-        named = sorted((name for name in features if name in z and abs(z[name]) >= self.config.min_z),
+        named = sorted((name for name in features if abs(z.get(name, 0.0)) >= self.config.min_z),
                        key=lambda name: (-abs(z[name]), name))[: self.config.top_features]
         top = {
-            name: {"value": features[name],
-                   "usual": round(feature_space(name, model.moments[name].mean.get()), 3),
+            name: {"value": round(features[name], 3),
+                   "usual": round(feature_space(name, model.moments[name][1]), 3),
                    "z": round(z[name], 1)}
             for name in named
         }
@@ -432,6 +529,7 @@ def signed_log(x: float) -> float:
 
 @dataclass(slots=True)
 class AppealState:
+    scaler: preprocessing.StandardScaler  # of the evidence numbers (the type one-hot stays 0/1)
     model: linear_model.LogisticRegression
     outcomes: dict[str, int] = field(default_factory=dict)  # violation type -> outcomes learned
     accuracy: Any = None  # rolling accuracy, scored before learning
@@ -466,22 +564,27 @@ class AppealClassifier:
         self._remember_ms = int(config.remember_days * DAY_MS)
         self.review_types = frozenset(config.review_types)
         self.state = resume or AppealState(
+            scaler=preprocessing.StandardScaler(),
             model=linear_model.LogisticRegression(optimizer=optim.SGD(config.learning_rate), l2=config.l2),
             accuracy=utils.Rolling(metrics.Accuracy, window_size=config.metric_window),
             roc_auc=utils.Rolling(metrics.ROCAUC, window_size=config.metric_window, n_thresholds=50),
         )
 
     @staticmethod
-    def inputs(violation_type: str, features: dict[str, float], detector_confidence: float) -> dict[str, float]:
-        """The model's input: type one-hot, the type's evidence numbers (signed log), detector confidence."""
-        x = {f"type={violation_type}": 1.0, "detector_confidence": detector_confidence}
-        for key, value in features.items():
-            x[f"{violation_type}.{key}"] = signed_log(value)
+    def evidence_inputs(violation_type: str, features: dict[str, float]) -> dict[str, float]:
+        """The evidence numbers, signed-log scaled and named by type (a ratio of one type is not of another)."""
+        return {f"{violation_type}.{key}": signed_log(value) for key, value in features.items()}
+
+    def inputs(self, violation_type: str, evidence: dict[str, float], detector_confidence: float) -> dict:
+        """The model's input: standardised evidence, the type one-hot and the detector's confidence."""
+        x = self.state.scaler.transform_one(evidence)
+        x[f"type={violation_type}"] = 1.0
+        x["detector_confidence"] = detector_confidence
         return x
 
     def p_overturned(self, violation_type: str, features: dict[str, float], detector_confidence: float) -> float:
-        proba = self.state.model.predict_proba_one(self.inputs(violation_type, features, detector_confidence))
-        return float(proba.get(True, 0.5))
+        x = self.inputs(violation_type, self.evidence_inputs(violation_type, features), detector_confidence)
+        return float(self.state.model.predict_proba_one(x).get(True, 0.5))
 
     # ---- new violations ------------------------------------------------------------------------
 
@@ -560,12 +663,14 @@ class AppealClassifier:
 
     def _learn(self, violation_type: str, features: dict[str, float], confidence: float, decision: str) -> float:
         overturned = decision == "overturned"
-        x = self.inputs(violation_type, features, confidence)
-        p = float(self.state.model.predict_proba_one(x).get(True, 0.5))
+        evidence = self.evidence_inputs(violation_type, features)
+        p = float(self.state.model.predict_proba_one(self.inputs(violation_type, evidence, confidence))
+                  .get(True, 0.5))
         # Progressive validation: the prediction is scored before the model sees the answer.
         self.state.accuracy.update(overturned, p >= 0.5)
         self.state.roc_auc.update(overturned, p)
-        self.state.model.learn_one(x, overturned)
+        self.state.scaler.learn_one(evidence)
+        self.state.model.learn_one(self.inputs(violation_type, evidence, confidence), overturned)
         self.state.outcomes[violation_type] = self.state.outcomes.get(violation_type, 0) + 1
         return p
 
@@ -718,6 +823,8 @@ class ModelsState:
     appeal: AppealState
     drift: DriftState
     agreement: AgreementState
+    # (ts, rank, id, item, arrived): violations and appeal decisions waiting to be applied in event-time order
+    pending: list[tuple] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -732,10 +839,18 @@ class _Observed:
 class OnlineModels:
     """All online models as one step: feature updates, violations and appeal decisions in; records out.
 
-    - `FeatureUpdate`: scored by `AnomalyModel`; may yield a `ReviewEntry`.
+    - `FeatureUpdate`: scored by `AnomalyModel` at once; may yield a `ReviewEntry`.
     - `Violation`: assessed by `AppealClassifier` (confidence, maybe routed to
       review) and passed on; counted for drift and rule agreement.
     - `AppealDecided` (or the ledger's `AppealOutcome`): teaches the classifier.
+
+    Violations and decisions reach this step from many shards in no fixed
+    interleaving, and what the classifier says about a violation depends on
+    which outcomes it learned before. So, like the ledger, `add` queues them
+    and `release` applies them in event-time order: a replay releases
+    everything at the end of its input (`release(None)`), a running job what
+    arrived more than a hold ago. The same input then gives the same
+    violations on any number of workers. `process` is `add` then `release(None)`.
 
     >>> models = OnlineModels(models_config())
     >>> models.process([]), sorted(models.quality())[:1]
@@ -748,28 +863,59 @@ class OnlineModels:
         self.appeals = AppealClassifier(config.appeal_classifier, resume.appeal if resume else None)
         self.drift = DriftMonitor(config.drift, resume.drift if resume else None)
         self.agreement = RuleAgreement(config.quality, resume.agreement if resume else None)
+        self.pending: list[tuple] = resume.pending if resume else []
         self.observed = _Observed()
         self._children: dict[tuple, Any] = {}
 
     @property
     def state(self) -> ModelsState:
-        return ModelsState(self.anomaly.state, self.appeals.state, self.drift.state, self.agreement.state)
+        return ModelsState(self.anomaly.state, self.appeals.state, self.drift.state, self.agreement.state,
+                           self.pending)
 
     def process(self, items: Iterable[Any]) -> list[Violation | ReviewEntry]:
-        """Run a batch of items (arrival order) through the models; violations come back (assessed)."""
-        out: list[Violation | ReviewEntry] = []
+        """Run a batch of items through the models now (arrival order for feature updates, event-time
+        order for violations and decisions); violations come back assessed."""
+        return self.add(items, arrived=0.0) + self.release(None)
+
+    def add(self, items: Iterable[Any], arrived: float) -> list[ReviewEntry]:
+        """Score feature updates at once (their review entries are returned); queue the rest."""
+        out: list[Any] = []
+        pending = self.pending
         for item in items:
-            if isinstance(item, FeatureUpdate):
+            kind = type(item)
+            if kind is FeatureUpdate:
                 self._on_update(item, out)
-            elif isinstance(item, Violation):
-                self._on_violation(item, out)
-            elif isinstance(item, AppealDecided):
-                if self.config.appeal_classifier.enabled:
-                    self.appeals.learn_decision(item)
-            elif isinstance(item, AppealOutcome):
-                if self.config.appeal_classifier.enabled:
-                    self.appeals.learn_outcome(item)
+            elif kind is Violation:
+                self._watch(item)
+                pending.append((item.detected_at, 0, item.violation_id, item, arrived))
+            elif kind is AppealDecided:
+                pending.append((item.ts, 1, item.event_id, item, arrived))
+            elif kind is AppealOutcome:
+                pending.append((item.decided_at, 1, item.appeal_id, item, arrived))
         return out
+
+    def release(self, arrived_before: float | None) -> list[Violation | ReviewEntry]:
+        """Apply queued violations and decisions that arrived before the time given (all if None)."""
+        if arrived_before is None:
+            ready, self.pending = self.pending, []
+        else:
+            ready = [p for p in self.pending if p[4] < arrived_before]
+            self.pending = [p for p in self.pending if p[4] >= arrived_before]
+        ready.sort(key=lambda p: (p[0], p[1], p[2]))
+        out: list[Any] = []
+        classifier_on = self.config.appeal_classifier.enabled
+        for _ts, _rank, _id, item, _arrived in ready:
+            if type(item) is Violation:
+                self._on_violation(item, out)
+            elif classifier_on and type(item) is AppealDecided:
+                self.appeals.learn_decision(item)
+            elif classifier_on:
+                self.appeals.learn_outcome(item)
+        return out
+
+    def next_release(self) -> float | None:
+        """Arrival time of the oldest queued item (for the step's `notify_at`)."""
+        return min((p[4] for p in self.pending), default=None)
 
     def _on_update(self, update: FeatureUpdate, out: list) -> None:
         if not self.config.anomaly.enabled or update.role not in ANOMALY_MODELS:
@@ -784,15 +930,18 @@ class OnlineModels:
             self.observed.reviews.append(scored.model)
             out.append(scored.review)
 
-    def _on_violation(self, violation: Violation, out: list) -> None:
+    def _watch(self, violation: Violation) -> None:
+        """Drift and rule agreement watch violations as they arrive (in step with the feature updates)."""
         if self.config.drift.enabled:
             self.observed.drift += self.drift.observe_violation(violation.violation_type, violation.detected_at)
         self.agreement.observe_violation(violation.actor, violation.detected_at)
+
+    def _on_violation(self, violation: Violation, out: list) -> None:
         if not self.config.appeal_classifier.enabled:
             out.append(violation)
             return
-        self.appeals.learn_waiting(violation)
         assessed, review = self.appeals.assess_and_route(violation)
+        self.appeals.learn_waiting(violation)  # its decision came first: learn it now that it is known
         out.append(assessed)
         if review is not None:
             self.observed.reviews.append(review.model)

@@ -184,6 +184,8 @@ class ListingSpam:
 # rate towards themselves.
 
 _MAD_TO_SD = 1.4826  # MAD of a normal sample x this = its standard deviation
+_MEDIAN_SE = 1.2533  # standard error of a normal sample's median = this x sd / sqrt(n)
+_MAD_SE = 1.1664  # relative standard error of a MAD-based sd = this / sqrt(n)
 
 
 def brand_key(brand: str | None) -> str:
@@ -206,7 +208,7 @@ class TermFinder:
     is found literally, as whole characters of the normalised text, instead.
 
     >>> terms = TermFinder(["Replica", "1:1", "mirror copy"])
-    >>> terms.find("Classic bag MIRROR-copy, 1:1 quality"), terms.find("r e p l i c a tote")
+    >>> terms.find("Classic bag 1:1 MIRROR-copy quality"), terms.find("r e p l i c a tote")
     (['mirror copy', '1:1'], ['Replica'])
     >>> terms.find("Mirror with copy holder"), terms.find("size 11:1 scale"), terms.find(None)
     ([], [], [])
@@ -217,20 +219,16 @@ class TermFinder:
         literal = [t for t in terms if CLAUSE_BREAK in _inner_tokens(t)]
         self._matcher = phrase_matcher(tuple(t for t in terms if t not in literal))
         self._literal = [(t, re.compile(rf"(?<![^\W_]){re.escape(normalize(t))}(?![^\W_])")) for t in literal]
-        self._order = {t: i for i, t in enumerate(terms)}
 
     def find(self, text: str | None) -> list[str]:
-        """The configured terms that occur in `text`, in order of appearance, each once."""
+        """The configured terms that occur in `text`, each once (matched ones in text order, then literal ones)."""
         if not text:
             return []
-        hits = [(m.start, m.phrase) for m in self._matcher.find(normalized(text))]
+        found = [m.phrase for m in self._matcher.find(normalized(text))]
         if self._literal:
             folded = normalize(text)
-            for term, pattern in self._literal:
-                found = pattern.search(folded)
-                if found:  # place it among token matches by its share of the text
-                    hits.append((len(normalized(folded[:found.start()]).tokens), term))
-        return list(dict.fromkeys(term for _, term in sorted(hits, key=lambda h: (h[0], self._order[h[1]]))))
+            found += [term for term, pattern in self._literal if pattern.search(folded)]
+        return list(dict.fromkeys(found))
 
 
 def _inner_tokens(text: str) -> tuple[str, ...]:
@@ -306,6 +304,7 @@ class Deviation:
     observations: int
     spread: float  # robust standard deviation of log price
     log_ratio: float  # log(price / level_price)
+    sample: int  # prices the level's median and spread were estimated from
 
     @property
     def ratio(self) -> float:
@@ -315,6 +314,24 @@ class Deviation:
     def z(self) -> float:
         return self.log_ratio / self.spread
 
+    @property
+    def uncertainty(self) -> float:
+        """Standard error of the level's log median."""
+        return _MEDIAN_SE * self.spread / math.sqrt(self.sample)
+
+    def _margin(self, certainty: float) -> float:
+        # `certainty` standard errors of the median, with the spread itself taken
+        # `certainty` standard errors high (a spread from few prices is often too small).
+        return certainty * self.uncertainty * (1.0 + certainty * _MAD_SE / math.sqrt(self.sample))
+
+    def surely_above(self, ratio: float, certainty: float) -> bool:
+        """At least `ratio` times the level even if the level is `certainty` standard errors too low."""
+        return self.log_ratio - self._margin(certainty) >= math.log(ratio)
+
+    def surely_below(self, ratio: float, certainty: float) -> bool:
+        """At most `ratio` times the level even if the level is `certainty` standard errors too high."""
+        return self.log_ratio + self._margin(certainty) <= math.log(ratio)
+
     def evidence(self, prefix: str = "") -> dict[str, Any]:
         return {
             f"{prefix}going_rate": round(self.level_price, 2),
@@ -322,6 +339,7 @@ class Deviation:
             f"{prefix}robust_z": round(self.z, 2),
             "level_observations": self.observations,
             "level_log_spread": round(self.spread, 3),
+            "level_log_uncertainty": round(self.uncertainty, 3),
         }
 
 
@@ -335,7 +353,8 @@ class LevelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     level_refresh_every
         New observations between two recomputations of a level's median and MAD.
     min_category_observations
-        Observations the level of unbranded listings needs before it judges anything.
+        Observations the level of unbranded listings, and that of the whole
+        category, need before they judge anything.
     min_brand_observations
         Observations a (category, brand) level needs before it judges that brand; a
         branded listing whose brand level is still cold is never judged against the
@@ -343,6 +362,11 @@ class LevelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_log_spread
         Floor of a level's robust spread (log scale), so a level of identical prices
         does not call every small difference extreme.
+    level_certainty
+        A price is judged against a level as if that level's median were this
+        many standard errors less favourable (and its spread this many standard
+        errors wider), so a level learned from few prices judges only what is
+        clear whatever its noise.
     max_levels
         Levels kept per category (least recently used dropped first).
     max_listings
@@ -356,6 +380,7 @@ class LevelConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_category_observations: int
     min_brand_observations: int
     min_log_spread: float
+    level_certainty: float
     max_levels: int
     max_listings: int
     cooldown_seconds: float
@@ -381,11 +406,13 @@ class LevelBook:
         if level is None or level.seen < need:
             return None
         centre = level.centre(cfg.level_refresh_every)
+        spread = level.spread(cfg.level_refresh_every, cfg.min_log_spread)
         return Deviation(
             level_price=math.exp(centre),
             observations=level.seen,
-            spread=level.spread(cfg.level_refresh_every, cfg.min_log_spread),
+            spread=spread,
             log_ratio=math.log(price) - centre,
+            sample=len(level.ring),
         )
 
     def learn(self, cfg: LevelConfig, currency: str, brand: str, price: float) -> None:
@@ -426,9 +453,9 @@ class ComparableLevelConfig(LevelConfig, frozen=True, forbid_unknown_fields=True
         least this many times the going rate of the whole category (all brands),
         so an ordinary brand's level that is still noisy cannot flag a price
         that is unremarkable for the category.
-    common_word_share
+    common_word_share, min_word_titles
         A title word is usual in a category when at least this share of the
-        category's recent titles contain it.
+        category's recent titles, and at least this many, contain it.
     min_title_familiarity
         Share of a listing's title words (brand words left out) that must be
         usual in its category before the going rate judges it.
@@ -439,6 +466,7 @@ class ComparableLevelConfig(LevelConfig, frozen=True, forbid_unknown_fields=True
 
     far_above_category_ratio: float
     common_word_share: float
+    min_word_titles: int
     min_title_familiarity: float
     max_vocabulary: int
 
@@ -450,9 +478,9 @@ class TitleVocabulary:
     >>> vocab = TitleVocabulary()
     >>> for title in ["Canvas Tote Bag - Navy", "Leather Tote Bag - Red", "Mini Backpack (Navy)"] * 10:
     ...     vocab.learn(title_words(title, None), max_words=100)
-    >>> vocab.familiarity(title_words("Harbor Canvas Tote Bag", "Harbor"), 0.1)
+    >>> vocab.familiarity(title_words("Harbor Canvas Tote Bag", "Harbor"), 0.1, 3)
     1.0
-    >>> vocab.familiarity(title_words("Genuine ivory carved bangle", None), 0.1)
+    >>> vocab.familiarity(title_words("Genuine ivory carved bangle", None), 0.1, 3)
     0.0
     """
 
@@ -467,11 +495,11 @@ class TitleVocabulary:
         if len(counts) > max_words:
             self._forget(int(0.75 * max_words))
 
-    def familiarity(self, title_words: frozenset[str], common_share: float) -> float:
+    def familiarity(self, title_words: frozenset[str], common_share: float, min_titles: int) -> float:
         """Share of `title_words` that are usual in this category (0 for a title without words)."""
         if not title_words:
             return 0.0
-        need = max(1.0, common_share * self.titles)
+        need = max(min_titles, common_share * self.titles)
         return sum(1 for w in title_words if self.counts.get(w, 0) >= need) / len(title_words)
 
     def _forget(self, keep: int) -> None:
@@ -493,14 +521,17 @@ def far_above_going_rate(cfg: ComparableLevelConfig, levels: LevelBook, vocabula
     unbranded level; for a brand nothing does), and a title comparable to the
     category's usual titles.
     """
+    whole = levels.deviation(cfg, event.currency, ALL_LISTINGS, price)
+    if whole is None or not whole.surely_above(cfg.far_above_category_ratio, cfg.level_certainty):
+        return None  # checked first: it rules out almost every listing at the cost of one level
     brand = brand_key(event.brand)
     own = levels.deviation(cfg, event.currency, brand, price)
-    whole = levels.deviation(cfg, event.currency, ALL_LISTINGS, price)
     if own is None and not brand:
         own = whole  # unbranded goods with a young level: the whole category stands in (a brand never does)
-    if own is None or whole is None or own.ratio < ratio or own.z < z or whole.ratio < cfg.far_above_category_ratio:
+    if own is None or own.z < z or not own.surely_above(ratio, cfg.level_certainty):
         return None
-    familiarity = vocabulary.familiarity(title_words(event.title, event.brand), cfg.common_word_share)
+    familiarity = vocabulary.familiarity(title_words(event.title, event.brand), cfg.common_word_share,
+                                         cfg.min_word_titles)
     if familiarity < cfg.min_title_familiarity:
         return None
     return {**own.evidence(prefix), f"{prefix}category_going_rate": round(whole.level_price, 2),
@@ -602,10 +633,9 @@ class PriceGouging:
     Examples
     --------
     >>> cfg = PriceGougingConfig(level_window=256, level_refresh_every=16, min_category_observations=20,
-    ...     min_brand_observations=20, min_log_spread=0.1, max_levels=64, max_listings=1000,
-    ...     cooldown_seconds=86400, far_above_category_ratio=2, common_word_share=0.02, min_title_familiarity=0.5,
-    ...     max_vocabulary=5000,
-    ...     raise_ratio=2.5, raise_over_recent_high=1.5,
+    ...     min_brand_observations=20, min_log_spread=0.1, level_certainty=1, max_levels=64, max_listings=1000,
+    ...     cooldown_seconds=86400, far_above_category_ratio=2, common_word_share=0.02, min_word_titles=3,
+    ...     min_title_familiarity=0.5, max_vocabulary=5000, raise_ratio=2.5, raise_over_recent_high=1.5,
     ...     raise_lookback_seconds=86400, history_points=8, far_above_ratio=3, far_above_z=3)
     >>> det = PriceGouging(cfg)
     >>> def upsert(i, listing, price, kind=ListingUpdated):
@@ -640,10 +670,12 @@ class PriceGouging:
         if history is None:
             history = _PriceHistory(actor=f"seller:{event.seller_id}")
         _remember(state.listings, event.listing_id, history, cfg.max_listings)
-        changed = not history.points or history.points[-1][1] != event.price
+        newest = history.points[-1] if history.points else None
+        if newest and event.ts >= newest[0] and newest[1] == event.price and newest[3] == event.original_price:
+            # Same price as before (a restock, a new title): keep the stock current, nothing new to judge.
+            history.points[-1] = (newest[0], event.price, event.stock, event.original_price)
+            return state, []
         at = self._insert(history, event)
-        if not changed and at == len(history.points) - 1:
-            return state, []  # same price as before (a restock, a new title): nothing new to judge
         findings: dict[str, dict[str, Any]] = {}
         raise_ = self._steep_raise(history, at)
         if raise_ is None and at + 1 < len(history.points):
@@ -790,10 +822,10 @@ class FakeDiscount:
     Examples
     --------
     >>> cfg = FakeDiscountConfig(level_window=256, level_refresh_every=16, min_category_observations=20,
-    ...     min_brand_observations=20, min_log_spread=0.1, max_levels=64, max_listings=1000,
-    ...     cooldown_seconds=86400, far_above_category_ratio=2, common_word_share=0.02, min_title_familiarity=0.5,
-    ...     max_vocabulary=5000,
-    ...     min_discount=0.05, was_tolerance=1.1, far_above_ratio=4, far_above_z=4)
+    ...     min_brand_observations=20, min_log_spread=0.1, level_certainty=1, max_levels=64, max_listings=1000,
+    ...     cooldown_seconds=86400, far_above_category_ratio=2, common_word_share=0.02, min_word_titles=3,
+    ...     min_title_familiarity=0.5, max_vocabulary=5000, min_discount=0.05, was_tolerance=1.1,
+    ...     far_above_ratio=4, far_above_z=4)
     >>> det = FakeDiscount(cfg)
     >>> def upsert(i, price, was, kind=ListingUpdated):
     ...     return kind(event_id=f"e{i}", ts=i * 60_000, seller_id="S1", listing_id="L1", title="Desk lamp",
@@ -976,7 +1008,7 @@ class CounterfeitListing:
     Examples
     --------
     >>> cfg = CounterfeitListingConfig(level_window=256, level_refresh_every=16, min_category_observations=20,
-    ...     min_brand_observations=20, min_log_spread=0.1, max_levels=64, max_listings=1000,
+    ...     min_brand_observations=20, min_log_spread=0.1, level_certainty=1, max_levels=64, max_listings=1000,
     ...     cooldown_seconds=86400, protected_brands=["Louis Vuitton", "Gucci"],
     ...     replica_terms=["replica", "1:1", "inspired"], impossible_price_ratio=0.25, impossible_price_z=4,
     ...     min_lowest_observations=3)
@@ -1052,7 +1084,8 @@ class CounterfeitListing:
                   "threshold_price_ratio": cfg.impossible_price_ratio}
         deviation = state.levels.deviation(cfg, event.currency, protected, event.price)
         if deviation is not None:
-            if deviation.ratio <= cfg.impossible_price_ratio and -deviation.z >= cfg.impossible_price_z:
+            if (deviation.surely_below(cfg.impossible_price_ratio, cfg.level_certainty)
+                    and -deviation.z >= cfg.impossible_price_z):
                 return {**common, **deviation.evidence("brand_"), "brand_price_ratio": round(deviation.ratio, 3),
                         "reference": "median", "threshold_z": cfg.impossible_price_z}
             return None

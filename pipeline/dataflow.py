@@ -106,7 +106,8 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     metrics = ctx.metrics
     shards = ctx.config.job.shards
     input_records: dict[str, Any] = {}
-    feature_types = ActorFeatures.RESCORE
+    # `[models.anomaly] enabled = false` turns the feature step off: nothing is routed to it.
+    feature_types = ActorFeatures.RESCORE if ctx.models_config.anomaly.enabled else {}
 
     def decode_all(records: list[RawRecord]) -> list[Any]:
         out: list[Any] = []

@@ -105,27 +105,19 @@ def actors_of(event: dict) -> Iterator[str]:
 
 def write_stream(path: Path, seed: int, hours: float, scale: float, limit: int | None) -> Stream:
     """Simulate, write NDJSON to `path` (at most `limit` events), and count events and actors."""
-    import msgspec
+    from pipeline.simulator import SimConfig, iter_events, write_lines
 
-    from pipeline.simulator import SimConfig, iter_events
-
-    encode = msgspec.json.Encoder().encode
     events = iter_events(SimConfig(seed=seed, hours=hours, scale=scale))
     if limit is not None:
         events = itertools.islice(events, limit)
     actors: set[str] = set()
-    count = 0
-    with path.open("wb") as out:
-        buffer: list[bytes] = []
+
+    def counting_actors(events):
         for event in events:
             actors.update(actors_of(event))
-            buffer.append(encode(event))
-            count += 1
-            if len(buffer) >= 4096:
-                out.write(b"\n".join(buffer) + b"\n")
-                buffer.clear()
-        if buffer:
-            out.write(b"\n".join(buffer) + b"\n")
+            yield event
+
+    count = write_lines(path, counting_actors(events))
     return Stream(path, count, len(actors), hours)
 
 

@@ -82,3 +82,39 @@ class CoolDown:
 def clamp01(x: float) -> float:
     """Confidence lives in 0..1."""
     return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+
+
+# ---- recency-ordered dicts: key -> last-seen ts, least recent first -------------------
+# Used for bounded memories (known devices, recent commenters, seen ids). Give
+# them an OrderedDict when they are large or churn: emptying a plain dict from
+# the front rescans its deleted slots on every `next(iter(...))`.
+
+
+def remember_recent(seen: dict[str, int], key: str, ts: int, limit: int) -> bool:
+    """Remember `key` as seen at `ts`, keeping at most `limit` keys; True if it was new.
+
+    >>> seen = {}
+    >>> [remember_recent(seen, k, t, 2) for k, t in [("a", 1), ("b", 2), ("a", 3), ("c", 4)]]
+    [True, True, False, True]
+    >>> list(seen)
+    ['a', 'c']
+    """
+    previous = seen.pop(key, None)
+    seen[key] = ts if previous is None or ts > previous else previous
+    while len(seen) > limit:
+        del seen[next(iter(seen))]
+    return previous is None
+
+
+def forget_before(seen: dict[str, int], cutoff: int) -> None:
+    """Forget keys last seen before `cutoff` (only the front is checked: the dict is in recency order).
+
+    >>> seen = {"a": 1, "b": 5}
+    >>> forget_before(seen, 3); seen
+    {'b': 5}
+    """
+    while seen:
+        oldest = next(iter(seen))
+        if seen[oldest] >= cutoff:
+            return
+        del seen[oldest]

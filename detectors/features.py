@@ -66,6 +66,7 @@ from typing import Annotated, ClassVar, Iterable
 
 import msgspec
 
+from detectors.base import forget_before, remember_recent
 from pipeline.detect import Deduper, EntityStates
 from pipeline.events import (
     AccountLogin, Event, ListingCreated, ListingRemoved, ListingUpdated, LiveComment, LiveEnded, LiveStarted,
@@ -259,31 +260,6 @@ class RecentBuckets:
         columns = list(zip(*rows))
         burst = sum(row[ORDERS] for i, row in self.buckets.items() if burst_oldest < i <= newest)
         return [sum(c) for c in columns[:_SUMS]] + [max(c) for c in columns[_SUMS:]], burst
-
-
-def touch(seen: dict[str, int], key: str, ts: int, limit: int) -> bool:
-    """Remember `key` as seen at `ts` (last-seen order, at most `limit` keys); True if it was new.
-
-    >>> seen = {}
-    >>> touch(seen, "a", 1, 2), touch(seen, "b", 2, 2), touch(seen, "a", 3, 2), touch(seen, "c", 4, 2)
-    (True, True, False, True)
-    >>> list(seen)
-    ['a', 'c']
-    """
-    previous = seen.pop(key, None)
-    seen[key] = ts if previous is None or ts > previous else previous
-    if len(seen) > limit:
-        del seen[next(iter(seen))]
-    return previous is None
-
-
-def expire(seen: dict[str, int], cutoff: int) -> None:
-    """Forget keys last seen before `cutoff` (the dict is in last-seen order)."""
-    while seen:
-        oldest = next(iter(seen))
-        if seen[oldest] >= cutoff:
-            return
-        del seen[oldest]
 
 
 @dataclass(slots=True)
@@ -519,9 +495,9 @@ class ActorFeatures:
             row[NEW_BUYER_ORDERS] += 1.0
         limit = self.config.max_distinct
         # A missing device or payment hash is its own value: it links nobody.
-        if not touch(orders.devices, event.device_id or f"none:{event.order_id}", event.ts, limit):
+        if not remember_recent(orders.devices, event.device_id or f"none:{event.order_id}", event.ts, limit):
             notable = True
-        if not touch(orders.payments, event.payment_hash or f"none:{event.order_id}", event.ts, limit):
+        if not remember_recent(orders.payments, event.payment_hash or f"none:{event.order_id}", event.ts, limit):
             notable = True
         return NOTABLE if notable else ORDINARY
 
@@ -545,7 +521,7 @@ class ActorFeatures:
     def remember_commenter(self, state: ActorState, event: LiveComment) -> None:
         """A viewer's comment: remember who (hosts do not count)."""
         if not event.by_host:
-            touch(self._live(state).commenters, event.user_id, event.ts, self.config.max_distinct)
+            remember_recent(self._live(state).commenters, event.user_id, event.ts, self.config.max_distinct)
 
     def _on_ended(self, state: ActorState, event: LiveEnded) -> bool:
         live = self._live(state)
@@ -578,7 +554,7 @@ class ActorFeatures:
         changed = True
         if type(event) is ListingCreated:
             row[LISTINGS] += 1.0
-            if event.image_hash is not None and not touch(lst.images, event.image_hash, ts, cfg.max_images):
+            if event.image_hash is not None and not remember_recent(lst.images, event.image_hash, ts, cfg.max_images):
                 row[REUSED_IMAGES] += 1.0
             if level is None and lst.listings_seen >= cfg.min_known_listings:
                 row[NEW_CATEGORY] += 1.0
@@ -600,9 +576,9 @@ class ActorFeatures:
         if state.logins is None:
             state.logins = LoginState()
         logins, ts = state.logins, event.ts
-        new = (touch(logins.devices, event.device_id, ts, cfg.max_login_devices)
-               + touch(logins.networks, _network(event.ip), ts, cfg.max_login_devices)
-               + touch(logins.countries, event.country, ts, cfg.max_login_countries))
+        new = (remember_recent(logins.devices, event.device_id, ts, cfg.max_login_devices)
+               + remember_recent(logins.networks, _network(event.ip), ts, cfg.max_login_devices)
+               + remember_recent(logins.countries, event.country, ts, cfg.max_login_countries))
         if logins.logins > 0:  # the first sign-in is how the actor is learned
             row = state.recent.row(ts)
             row[NOVELTY] = max(row[NOVELTY], new / 3.0)
@@ -651,7 +627,7 @@ class ActorFeatures:
         window = [*list(live.intervals)[-keep:], current] if keep > 0 else [current]
         viewers = sum(iv[1] for iv in window)
         likes, comments, shares, follows = (sum(iv[k] for iv in window) for k in range(2, 6))
-        expire(live.commenters, current[0] - self._commenter_ms)
+        forget_before(live.commenters, current[0] - self._commenter_ms)
         per_viewer = 1.0 / max(viewers, 1)
         out = {
             "likes_per_viewer": likes * per_viewer,
@@ -690,8 +666,8 @@ class ActorFeatures:
 
     def _order_features(self, orders: OrderState, now: int, window: list[float], burst: float,
                         out: dict[str, float]) -> None:
-        expire(orders.devices, now - self._recent_ms)
-        expire(orders.payments, now - self._recent_ms)
+        forget_before(orders.devices, now - self._recent_ms)
+        forget_before(orders.payments, now - self._recent_ms)
         n, prior = window[ORDERS], self.config.share_prior_count
         out["orders_per_hour"] = n * self._per_hour
         burst_per_hour = burst * self._per_hour * self._n_buckets / self._burst_buckets

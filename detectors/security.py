@@ -30,7 +30,7 @@ from typing import ClassVar
 
 import msgspec
 
-from detectors.base import CoolDown, Signal, clamp01
+from detectors.base import CoolDown, Signal, clamp01, forget_before, remember_recent
 from pipeline.events import AccountLogin, PayoutChanged
 
 
@@ -131,7 +131,7 @@ class AccountTakeover:
     def _on_login(self, state: ActorAccess, event: AccountLogin) -> list[Signal]:
         horizon = event.ts - self.idle_eviction_ms
         for seen in (state.devices, state.countries, state.ips):
-            _forget_before(seen, horizon)
+            forget_before(seen, horizon)
         if not state.devices:
             state.logins = 0  # back after everything was forgotten: learn the actor again
         unfamiliar = (
@@ -141,9 +141,9 @@ class AccountTakeover:
         )
         login = _Login(event.ts, event.device_id, event.country, event.ip, event.ip not in state.ips)
         state.logins += 1
-        _remember(state.devices, event.device_id, event.ts, self.config.max_known_devices)
-        _remember(state.countries, event.country, event.ts, self.config.max_known_countries)
-        _remember(state.ips, event.ip, event.ts, self.config.max_known_devices)
+        remember_recent(state.devices, event.device_id, event.ts, self.config.max_known_devices)
+        remember_recent(state.countries, event.country, event.ts, self.config.max_known_countries)
+        remember_recent(state.ips, event.ip, event.ts, self.config.max_known_devices)
         if not unfamiliar:
             return []
         _keep_recent(state.unfamiliar, login)
@@ -201,20 +201,6 @@ class AccountTakeover:
                 f"secure your account, otherwise confirm the change to release payouts."
             ),
         )]
-
-
-def _remember(seen: dict[str, int], key: str, ts: int, limit: int) -> None:
-    """Mark `key` as used at `ts`, keeping the `limit` most recently used (dict order = recency)."""
-    previous = seen.pop(key, None)
-    seen[key] = ts if previous is None or ts > previous else previous
-    while len(seen) > limit:
-        del seen[next(iter(seen))]
-
-
-def _forget_before(seen: dict[str, int], horizon: int) -> None:
-    """Drop keys last used before `horizon` (dict order = recency, so only the front is checked)."""
-    while seen and seen[next(iter(seen))] < horizon:
-        del seen[next(iter(seen))]
 
 
 def _keep_recent(items: list, item) -> None:
@@ -323,7 +309,7 @@ class IdentifierFanOut:
         notes = []
         for identifier in identifiers_of(event):
             known = identifier in state.identifiers
-            _remember(state.identifiers, identifier, event.ts, self.config.max_identifiers_per_actor)
+            remember_recent(state.identifiers, identifier, event.ts, self.config.max_identifiers_per_actor)
             notes.append(IdentifierNote("use", identifier, event.actor, event.ts))
             if state.suspended_at is not None and not known:
                 notes.append(IdentifierNote("suspended", identifier, event.actor, state.suspended_at))

@@ -228,36 +228,36 @@ class DetectLogic(op.StatefulBatchLogic):
         return pickle.dumps((self.family, self.shard.state), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class LedgerLogic(op.StatefulBatchLogic):
-    """Bytewax adapter around one `LedgerShard`: holds items to apply them in event-time order.
+class EventTimeOrderedLogic(op.StatefulBatchLogic):
+    """A step that holds what it receives and applies it in event-time order.
 
-    `keep` filters what leaves the step (the `ledger_suspensions` pass keeps
-    only suspension changes); `metrics` lets that pass count into a private
-    registry so nothing is counted twice.
+    Its inputs come from many shards on other workers in no fixed
+    interleaving; `replay` (bounded input) applies everything in order at the
+    end, `run` holds items `ledger_hold_seconds` of wall clock. Subclasses say
+    how to `_add`, `_release` and when the oldest item arrived.
     """
 
-    def __init__(self, ctx: JobContext, resume: bytes | None, *, metrics: Metrics | None = None,
-                 keep: Callable[[Any], bool] | None = None) -> None:
-        self.ledger = LedgerShard(
-            ctx.policy, metrics or ctx.metrics,
-            dedupe_horizon_ms=int(ctx.config.job.dedupe_horizon_seconds * 1000),
-            resume=pickle.loads(resume) if resume else None,
-        )
+    def __init__(self, ctx: JobContext) -> None:
         self.hold = None if ctx.replay else ctx.config.job.ledger_hold_seconds
-        self.keep = keep
         self.recovery = ctx.recovery
 
+    def _add(self, items: list[Any], now: float) -> list[Any]:
+        """Queue items; return anything due at once."""
+        raise NotImplementedError
+
     def _release(self, arrived_before: float | None) -> list[Any]:
-        records = self.ledger.release(arrived_before=arrived_before)
-        return records if self.keep is None else [r for r in records if self.keep(r)]
+        """Apply queued items that arrived before the time given (all if None)."""
+        raise NotImplementedError
+
+    def _oldest_arrival(self) -> float | None:
+        raise NotImplementedError
 
     def on_batch(self, items: list[Any]):
         now = time.time()
-        for item in items:
-            self.ledger.add(item, now)
-        if self.hold is None:
-            return [], self.RETAIN  # replay: apply everything in order at the end
-        return self._release(now - self.hold), self.RETAIN
+        out = self._add(items, now)
+        if self.hold is not None:
+            out += self._release(now - self.hold)
+        return out, self.RETAIN
 
     def on_notify(self):
         return self._release(time.time() - self.hold), self.RETAIN
@@ -266,10 +266,41 @@ class LedgerLogic(op.StatefulBatchLogic):
         return self._release(None), self.RETAIN
 
     def notify_at(self) -> datetime | None:
-        oldest = self.ledger.next_release()
+        oldest = self._oldest_arrival()
         if self.hold is None or oldest is None:
             return None
         return datetime.fromtimestamp(oldest + self.hold, tz=timezone.utc)
+
+
+class LedgerLogic(EventTimeOrderedLogic):
+    """Bytewax adapter around one `LedgerShard`.
+
+    `keep` filters what leaves the step (the `ledger_suspensions` pass keeps
+    only suspension changes); `metrics` lets that pass count into a private
+    registry so nothing is counted twice.
+    """
+
+    def __init__(self, ctx: JobContext, resume: bytes | None, *, metrics: Metrics | None = None,
+                 keep: Callable[[Any], bool] | None = None) -> None:
+        super().__init__(ctx)
+        self.ledger = LedgerShard(
+            ctx.policy, metrics or ctx.metrics,
+            dedupe_horizon_ms=int(ctx.config.job.dedupe_horizon_seconds * 1000),
+            resume=pickle.loads(resume) if resume else None,
+        )
+        self.keep = keep
+
+    def _add(self, items: list[Any], now: float) -> list[Any]:
+        for item in items:
+            self.ledger.add(item, now)
+        return []
+
+    def _release(self, arrived_before: float | None) -> list[Any]:
+        records = self.ledger.release(arrived_before=arrived_before)
+        return records if self.keep is None else [r for r in records if self.keep(r)]
+
+    def _oldest_arrival(self) -> float | None:
+        return self.ledger.next_release()
 
     def snapshot(self) -> bytes:
         if not self.recovery:
@@ -309,7 +340,7 @@ class FeaturesLogic(op.StatefulBatchLogic):
         return pickle.dumps(self.shard.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class ModelsLogic(op.StatefulBatchLogic):
+class ModelsLogic(EventTimeOrderedLogic):
     """Bytewax adapter around `OnlineModels` (one key): scores, appeal learning, drift.
 
     Like the ledger, it holds violations and appeal decisions to apply them in
@@ -318,35 +349,25 @@ class ModelsLogic(op.StatefulBatchLogic):
     """
 
     def __init__(self, ctx: JobContext, config: Any, resume: bytes | None) -> None:
-        self.ctx = ctx
+        super().__init__(ctx)
+        self.metrics = ctx.metrics
         self.models = OnlineModels(config, resume=pickle.loads(resume) if resume else None)
-        self.hold = None if ctx.replay else ctx.config.job.ledger_hold_seconds
 
-    def _out(self, records: list[Any]):
-        self.models.publish(self.ctx.metrics)
-        return records, self.RETAIN
-
-    def on_batch(self, items: list[Any]):
-        now = time.time()
+    def _add(self, items: list[Any], now: float) -> list[Any]:
         out = self.models.add(items, now)
-        if self.hold is not None:
-            out += self.models.release(now - self.hold)
-        return self._out(out)
+        self.models.publish(self.metrics)
+        return out
 
-    def on_notify(self):
-        return self._out(self.models.release(time.time() - self.hold))
+    def _release(self, arrived_before: float | None) -> list[Any]:
+        out = self.models.release(arrived_before)
+        self.models.publish(self.metrics)
+        return out
 
-    def on_eof(self):
-        return self._out(self.models.release(None))
-
-    def notify_at(self) -> datetime | None:
-        oldest = self.models.next_release()
-        if self.hold is None or oldest is None:
-            return None
-        return datetime.fromtimestamp(oldest + self.hold, tz=timezone.utc)
+    def _oldest_arrival(self) -> float | None:
+        return self.models.next_release()
 
     def snapshot(self) -> bytes:
-        if not self.ctx.recovery:
+        if not self.recovery:
             return b""
         return pickle.dumps(self.models.state, protocol=pickle.HIGHEST_PROTOCOL)
 

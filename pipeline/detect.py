@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from detectors.base import Signal
+from detectors.base import Signal, forget_before
 from pipeline.events import Event
 from pipeline.policy import Policy, violation_from
 from pipeline.records import Violation
@@ -50,12 +50,7 @@ class Deduper:
         return False
 
     def forget_older_than(self, cutoff: int) -> None:
-        ids = self.ids
-        while ids:
-            oldest = next(iter(ids))
-            if ids[oldest] >= cutoff:
-                return
-            del ids[oldest]
+        forget_before(self.ids, cutoff)
 
 
 @dataclass(slots=True)

@@ -184,6 +184,16 @@ class Metrics:
             s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total")
         )
 
+    def series_names(self) -> set[str]:
+        """Every metric name and every series name it exports (`_total`, `_bucket`...):
+        what rules and dashboards may query."""
+        suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created")}
+        names = set()
+        for family in self.registry.collect():
+            names.add(family.name)
+            names.update(family.name + s for s in suffixes.get(family.type, ()))
+        return names
+
     def counter_values(self) -> list[tuple[str, tuple[str, ...], float]]:
         """Every counter's value per label set, picklable (a cluster process sends these home)."""
         out = []

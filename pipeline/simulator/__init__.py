@@ -126,7 +126,7 @@ def hard_negatives(cfg: SimConfig) -> list[dict]:
     return [entry.as_dict() for plan in _cast(cfg).plans for entry in plan.hard_negatives]
 
 
-def _write_lines(path: Path, rows: Iterable[dict]) -> int:
+def write_lines(path: Path, rows: Iterable[dict]) -> int:
     encode = msgspec.json.Encoder().encode
     count = 0
     buffer: list[bytes] = []
@@ -147,7 +147,7 @@ def write(cfg: SimConfig, out_dir: Path) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "events": _write_lines(out_dir / "events.jsonl", iter_events(cfg)),
-        "labels": _write_lines(out_dir / "labels.jsonl", labels(cfg)),
-        "hard_negatives": _write_lines(out_dir / "hard_negatives.jsonl", hard_negatives(cfg)),
+        "events": write_lines(out_dir / "events.jsonl", iter_events(cfg)),
+        "labels": write_lines(out_dir / "labels.jsonl", labels(cfg)),
+        "hard_negatives": write_lines(out_dir / "hard_negatives.jsonl", hard_negatives(cfg)),
     }

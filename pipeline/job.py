@@ -99,7 +99,7 @@ def build_job(config: Config, *, source_kind: str, replay: bool, metrics: Metric
     if source_kind == "kafka":
         from pipeline.kafka import read_kafka
 
-        read = read_kafka(config)
+        read = read_kafka(config, metrics)
     elif source_kind == "file":
         read = read_from(FileSource(config.source.file.path, batch))
     elif source_kind == "simulator":

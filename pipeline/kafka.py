@@ -71,6 +71,7 @@ from confluent_kafka.admin import AdminClient
 from pipeline.config import Config, ConfigError, KafkaConfig
 from pipeline.records import Action, DeadLetter, OutputRecord, ReviewEntry, Standing, Violation, encode, key_of
 from pipeline.sources import RawRecord
+from sinks.metrics import Metrics
 
 ENV_PREFIX = "SHOPGUARD_KAFKA_"
 # SHOPGUARD_KAFKA_CACHE is the jar cache of scripts/kafka_broker.py, not a client setting.
@@ -223,15 +224,17 @@ def _short(err: KafkaException) -> str:
 # ---- input --------------------------------------------------------------------------
 
 
-def read_kafka(config: Config) -> Callable[[Dataflow], Stream[RawRecord]]:
+def read_kafka(config: Config, metrics: Metrics | None = None) -> Callable[[Dataflow], Stream[RawRecord]]:
     """The input step for `build_flow`: every partition of `kafka.input_topics`, merged by time.
 
     Checks the brokers and topics now, so a bad setup fails before the job starts.
+    With `metrics`, the consumer lag per topic is exported
+    (`shopguard_kafka_consumer_lag_messages`).
     """
     kafka = config.kafka
     settings = consumer_settings(kafka)
     preflight(settings, kafka.input_topics)
-    source = KafkaInput(settings, list(kafka.input_topics), batch_size=config.job.batch_size)
+    source = KafkaInput(settings, list(kafka.input_topics), batch_size=config.job.batch_size, metrics=metrics)
     return lambda flow: op.input("read_kafka", flow, source)
 
 
@@ -256,7 +259,9 @@ class KafkaInput(FixedPartitionedSource[RawRecord, dict]):
     when every partition is read to its end; otherwise it waits for more.
     """
 
-    def __init__(self, settings: dict[str, str], topics: list[str], *, batch_size: int = 1000) -> None:
+    def __init__(self, settings: dict[str, str], topics: list[str], *, batch_size: int = 1000,
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
         self.settings = dict(settings)
         self.stop_at_end = str(self.settings.pop("enable.partition.eof", "false")).lower() == "true"
         self.topics = topics
@@ -273,16 +278,21 @@ class KafkaInput(FixedPartitionedSource[RawRecord, dict]):
             "enable.auto.commit": "false",  # offsets live in the recovery store
             "enable.partition.eof": "true",  # the merge must know when a partition has nothing more
         }))
-        return _MergedPartition(consumer, self.topics, self.batch_size, self.stop_at_end, resume_state or {})
+        return _MergedPartition(consumer, self.topics, self.batch_size, self.stop_at_end, resume_state or {},
+                                self.metrics)
 
 
 class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
     MAX_BUFFERED = 20  # batches buffered per topic-partition before it is paused
     MAX_WAIT_S = 0.5  # how long to hold everything back for a partition that does not answer
 
+    LAG_EVERY_S = 1.0
+
     def __init__(self, consumer: Consumer, topics: list[str], batch_size: int, stop_at_end: bool,
-                 resume: dict[str, int]) -> None:
+                 resume: dict[str, int], metrics: Metrics | None = None) -> None:
         self._consumer = consumer
+        self._metrics = metrics
+        self._lag_at = 0.0
         self._batch = batch_size
         self._stop_at_end = stop_at_end
         tps = []
@@ -304,11 +314,29 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
     def next_batch(self) -> list[RawRecord]:
         errors = self._fetch()
         out = self._merge()
+        if self._metrics is not None and time.monotonic() - self._lag_at >= self.LAG_EVERY_S:
+            self._report_lag()
         if errors:
             out = errors + out
         if not out and self._stop_at_end and len(self._at_end) == len(self._buffers) and not self._heads:
+            if self._metrics is not None:
+                self._report_lag()  # the final word: everything read
             raise StopIteration
         return out
+
+    def _report_lag(self) -> None:
+        """Messages behind each topic's high watermarks (cached from fetches: no broker round trip)."""
+        self._lag_at = time.monotonic()
+        lag: dict[str, int] = {}
+        for i, name in enumerate(self._names):
+            topic, partition = name.rsplit("/", 1)
+            low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, int(partition)), cached=True)
+            if high < 0:
+                continue  # not fetched yet: unknown
+            position = self._next[i] if self._next[i] >= 0 else max(low, 0)  # nothing emitted yet: from the start
+            lag[topic] = lag.get(topic, 0) + max(0, high - position)
+        for topic, behind in lag.items():
+            self._metrics.kafka_consumer_lag.labels(topic).set(behind)
 
     def _fetch(self) -> list[RawRecord]:
         """Move what the consumer has into the per-partition buffers; errors come back as records."""

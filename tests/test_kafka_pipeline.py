@@ -164,6 +164,11 @@ def test_the_job_reads_kafka_and_writes_the_violations_a_replay_finds(kafka_brok
     actions = read_topic(kafka_broker, outputs["actions"])
     assert actions and all(key.decode() == a["actor"] for key, a, _ in actions)
     assert read_topic(kafka_broker, outputs["standing"])
+    # consumer lag is exported per input topic, and is zero once everything is read
+    lag = {s.labels["topic"]: s.value for f in metrics.kafka_consumer_lag.collect() for s in f.samples}
+    assert set(lag) == {marketplace["prefix"] + t for t in ("listing-events", "live-events", "order-events",
+                                                             "account-events", "governance-events")}
+    assert all(v == 0 for v in lag.values())
 
 
 def test_bad_bytes_reach_dead_letter_with_topic_partition_offset(kafka_broker):

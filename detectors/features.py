@@ -60,7 +60,7 @@ simulator that is one update per ~10 events.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar, Iterable
 
@@ -313,8 +313,9 @@ class DecayedRate:
 class OrderState:
     rate: DecayedRate  # long-run orders per hour
     refunds: DecayedRate  # long-run refunds (same half-life, so refunds / orders is a rate)
-    devices: dict[str, int] = field(default_factory=dict)  # buyer device -> last order ts
-    payments: dict[str, int] = field(default_factory=dict)
+    # buyer device / payment -> last order ts; OrderedDict: forgetting the oldest is O(1)
+    devices: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    payments: OrderedDict[str, int] = field(default_factory=OrderedDict)
 
 
 @dataclass(slots=True)
@@ -347,7 +348,7 @@ class LiveState:
     # likes, comments and follows per viewer and interval (the creator's own rates, across its LIVEs)
     rates: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     rated_intervals: int = 0  # intervals behind `rates` (all LIVEs of the creator)
-    commenters: dict[str, int] = field(default_factory=dict)
+    commenters: OrderedDict[str, int] = field(default_factory=OrderedDict)  # O(1) forgetting of the oldest
     last: dict[str, float] = field(default_factory=dict)  # the LIVE features last computed
 
 

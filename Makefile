@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup bench clean
+.PHONY: run test setup bench clean prometheus
 
 setup: $(VENV)/.installed
 
@@ -27,3 +27,7 @@ clean:
 # make bench  set up, then benchmark the job (bench/README.md; results in BENCHMARKS.md)
 bench: setup
 	$(BIN)/python bench/bench.py $(ARGS)
+
+# make prometheus  Debian's Prometheus on 127.0.0.1:9090 scraping a local `make run` (metrics port 9464)
+prometheus:
+	scripts/prometheus_local.sh $(ARGS)

@@ -1,25 +1,30 @@
 """The one shopguard dataflow, used by `run` and `replay`.
 
-Read it top to bottom; every step id says what the step does::
+Read `build_flow` top to bottom; every step id says what the step does::
 
-    read_input -> decode_and_route -> split_detector_events
-                                         |             \
-                                         |        split_dead_letters -- dead letters -------+
-                                         v                   |                              |
-                                 detect (family/shard)   appeals, lessons                  |
-                                         |                   |                              v
-                                         +-- violations -----+--> ledger (actor) ------> write_outputs
-                                         |                        actions, standing         ^
-                                         +------------------------------------------------+
+    read_input -> decode_and_route -+-> detect (family/shard) ------ violations -+
+                                    |                                           v
+                                    +-> actor_features (actor shard) -> online_models (one key)
+                                    |                     confidence, review queue |
+                                    +-> appeals, lessons ----------------------------+-> ledger (actor)
+                                    |                                              |   actions, standing
+                                    |            ledger_suspensions <--------------+
+                                    |                   |
+                                    +-> account events -+-> fan_out_identifiers -> link_accounts
+                                    |                       (actor)                (identifier)
+                                    +-> dead letters ----------------------------------------> write_outputs
 
 `decode_and_route` decodes each record once and keys detector events by
 `family/shard` (`routing.py`): listing upserts by category, orders by seller,
 LIVE events by creator, account events by actor. The `detect` step is fed
 straight from that stateless step, so each shard sees its events in arrival
 order on any number of workers: the violations of a replay do not depend on
-the worker count. The ledger, keyed by actor, receives violations from many
-shards (on other workers, in no fixed interleaving) and so orders what it
-receives by event time before applying it (see `ledger.py`).
+the worker count. The ledger (and the models step), keyed by actor, receive
+violations from many shards (on other workers, in no fixed interleaving) and
+so order what they receive by event time before applying it (see
+`EventTimeOrderedLogic` and `ledger.py`). Ban evasion needs suspensions the
+ledger decides, and a flow is a DAG: see `links.py` for the second, silent
+ledger pass that feeds the linking.
 """
 
 from __future__ import annotations

@@ -450,9 +450,10 @@ class ComparableLevelConfig(LevelConfig, frozen=True, forbid_unknown_fields=True
     ----------
     far_above_category_ratio
         A price judged far above its own (category, brand) level must also be at
-        least this many times the going rate of the whole category (all brands),
-        so an ordinary brand's level that is still noisy cannot flag a price
-        that is unremarkable for the category.
+        least this many times the category's going rate (that of its unbranded
+        goods, or of all its listings while those are few), so an ordinary
+        brand's level that is still noisy cannot flag a price that is
+        unremarkable for the category.
     common_word_share, min_word_titles
         A title word is usual in a category when at least this share of the
         category's recent titles, and at least this many, contain it.
@@ -515,27 +516,27 @@ def far_above_going_rate(cfg: ComparableLevelConfig, levels: LevelBook, vocabula
     """Evidence that `price` is far above the going rate for `event`'s listing, or None.
 
     Far above means: at least `ratio` times and `z` robust standard deviations
-    above the listing's own (category, brand) level, at least
-    `far_above_category_ratio` times the whole category's level, both levels
-    warm (for unbranded goods the whole category may stand in for a young
-    unbranded level; for a brand nothing does), and a title comparable to the
-    category's usual titles.
+    above the listing's own (category, brand) level; at least
+    `far_above_category_ratio` times the category's going rate (its unbranded
+    goods, or all its listings while those are few: premium brands would
+    raise an all-listing median); every level used warm (for unbranded goods
+    the category stands in for a young unbranded level; for a brand nothing
+    does); and a title comparable to the category's usual titles.
     """
-    whole = levels.deviation(cfg, event.currency, ALL_LISTINGS, price)
-    if whole is None or not whole.surely_above(cfg.far_above_category_ratio, cfg.level_certainty):
+    category = (levels.deviation(cfg, event.currency, "", price)
+                or levels.deviation(cfg, event.currency, ALL_LISTINGS, price))
+    if category is None or not category.surely_above(cfg.far_above_category_ratio, cfg.level_certainty):
         return None  # checked first: it rules out almost every listing at the cost of one level
     brand = brand_key(event.brand)
-    own = levels.deviation(cfg, event.currency, brand, price)
-    if own is None and not brand:
-        own = whole  # unbranded goods with a young level: the whole category stands in (a brand never does)
+    own = levels.deviation(cfg, event.currency, brand, price) if brand else category
     if own is None or own.z < z or not own.surely_above(ratio, cfg.level_certainty):
         return None
     familiarity = vocabulary.familiarity(title_words(event.title, event.brand), cfg.common_word_share,
                                          cfg.min_word_titles)
     if familiarity < cfg.min_title_familiarity:
         return None
-    return {**own.evidence(prefix), f"{prefix}category_going_rate": round(whole.level_price, 2),
-            f"{prefix}ratio_to_category_rate": round(whole.ratio, 3), "title_familiarity": round(familiarity, 2),
+    return {**own.evidence(prefix), f"{prefix}category_going_rate": round(category.level_price, 2),
+            f"{prefix}ratio_to_category_rate": round(category.ratio, 3), "title_familiarity": round(familiarity, 2),
             "threshold_far_above_ratio": ratio, "threshold_far_above_z": z,
             "threshold_far_above_category_ratio": cfg.far_above_category_ratio}
 
@@ -564,6 +565,18 @@ def _remember(records: OrderedDict, key: str, record: Any, limit: int) -> None:
 
 
 _ROUNDING = 1.01  # prices within 1% are the same price (retail rounding)
+
+
+def _ends_a_sale(points: list[tuple[int, float, int | None, float | None]], at: int) -> bool:
+    """Point `at` returns to the regular ("was") price the point before it showed.
+
+    The end of a sale is not judged as gouging: whether that "was" price was
+    ever real is `FakeDiscount`'s finding, and one act is one violation.
+    """
+    if at == 0:
+        return False
+    _, previous_price, _, shown_was = points[at - 1]
+    return shown_was is not None and previous_price < points[at][1] <= shown_was * _ROUNDING
 
 
 def _in_stock(stock: int | None) -> bool:
@@ -683,8 +696,8 @@ class PriceGouging:
             raise_ = self._steep_raise(history, at + 1)
         if raise_ is not None:
             findings["sudden_raise"] = raise_
-        far = far_above_going_rate(cfg, state.levels, state.vocabulary, event, event.price,
-                                   cfg.far_above_ratio, cfg.far_above_z)
+        far = None if _ends_a_sale(history.points, at) else far_above_going_rate(
+            cfg, state.levels, state.vocabulary, event, event.price, cfg.far_above_ratio, cfg.far_above_z)
         if far is not None:
             findings["far_above_going_rate"] = far
         if not findings:
@@ -719,9 +732,8 @@ class PriceGouging:
         previous, highest = recent[-1], max(p[1] for p in recent)
         if price < cfg.raise_ratio * previous[1] or price < cfg.raise_over_recent_high * highest:
             return None
-        shown_was = previous[3]
-        if shown_was is not None and price <= shown_was * _ROUNDING:
-            return None  # a sale ends at the regular price it showed; whether that was real is fake_discount's call
+        if _ends_a_sale(history.points, at):
+            return None
         return {"recent_price": previous[1], "recent_price_ts": previous[0], "recent_high": highest,
                 "raised_price": price, "raised_at": ts, "raise_ratio": round(price / previous[1], 3),
                 "raised_stock": stock, "threshold_raise_ratio": cfg.raise_ratio,
@@ -850,7 +862,8 @@ class FakeDiscount:
     def entity(self, event: ListingUpserted) -> str:
         return event.category
 
-    def on_event(self, state: CategoryDiscounts | None, event: ListingUpserted) -> tuple[CategoryDiscounts, list[Signal]]:
+    def on_event(self, state: CategoryDiscounts | None,
+                 event: ListingUpserted) -> tuple[CategoryDiscounts, list[Signal]]:
         cfg = self.config
         state = state or CategoryDiscounts()
         created = isinstance(event, ListingCreated)
@@ -1062,7 +1075,6 @@ class CounterfeitListing:
         return state, [self._signal(event, findings)]
 
     def _findings(self, state: CategoryBrands, event: ListingUpserted, protected: str) -> dict[str, dict[str, Any]]:
-        cfg = self.config
         findings: dict[str, dict[str, Any]] = {}
         named = [protected] if protected else self._brands.find(event.title)
         if named:

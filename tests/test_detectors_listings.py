@@ -128,6 +128,23 @@ def test_a_price_far_above_the_going_rate_is_found_once_the_category_is_warm():
     assert e["level_observations"] >= 30 and e["title_familiarity"] >= 0.7
 
 
+def test_premium_listings_in_the_category_do_not_lift_the_going_rate_of_ordinary_goods():
+    luxury = tuple((f"Lux{i}", 1500.0 * (i + 1)) for i in range(6))  # a third of the listings are luxury
+    gouge = upsert("G1", 125.0, minute=60, seller="S7", created=True, title="Cozy Throw Blanket - Red")
+    found = run("price_gouging", warm_category(n=600, brand_levels=(), premium=luxury) + [gouge])[2]
+    assert [v.subject for v in found] == ["G1:far_above_going_rate"]
+    assert found[0].evidence["category_going_rate"] == pytest.approx(30, rel=0.1)
+
+
+def test_a_sale_that_ends_at_an_invented_was_price_is_the_fake_discount_not_gouging():
+    events = warm_category() + [
+        upsert("L1", 30.0, minute=50, created=True, seller="S4"),
+        upsert("L1", 29.0, minute=60, was=190.0, seller="S4"),  # invented "was" price
+        upsert("L1", 190.0, minute=120, seller="S4")]  # the "sale" ends there
+    assert run("price_gouging", events)[2] == []
+    assert [v.subject for v in run("fake_discount", events)[2]] == ["L1:was_price_never_charged"]
+
+
 def test_before_the_warm_up_nothing_is_judged_against_the_going_rate():
     gouge = upsert("G1", 149.0, minute=60, seller="S7", created=True, title="Cozy Throw Blanket - Red")
     assert run("price_gouging", warm_category(n=12) + [gouge])[2] == []
@@ -310,9 +327,9 @@ def test_a_discounted_genuine_item_is_not_an_impossible_price():
 def test_a_young_brand_level_judges_by_its_lowest_price_and_an_empty_one_not_at_all():
     fake = upsert("F1", 140.0, minute=60, seller="S2", brand="Gucci", title="Gucci Leather Tote Bag - Red",
                   created=True, category="bags")
-    found = run("counterfeit_listing", premium_bags(n=3) + [fake])[2]
+    found = run("counterfeit_listing", premium_bags(n=2) + [fake])[2]
     assert [(v.subject, v.evidence["reference"]) for v in found] == [("F1:impossible_price", "lowest")]
-    assert run("counterfeit_listing", premium_bags(n=2) + [fake])[2] == []
+    assert run("counterfeit_listing", premium_bags(n=1) + [fake])[2] == []
 
 
 def test_counterfeit_prices_do_not_become_the_brand_level():

@@ -63,18 +63,22 @@ class _Expiring:
 
     SWEEP_EVERY_MS = 3_600_000
 
-    def __init__(self, expires_at) -> None:
+    def __init__(self, expires_at, resume: bytes | None) -> None:
         self.expires_at = expires_at
-        self.states: dict[str, Any] = {}
-        self.watermark = -(2**62)
-        self.swept_at = -(2**62)
+        self.states: dict[str, Any]
+        self.states, self.watermark, self.swept_at = pickle.loads(resume) if resume else ({}, -(2**62), -(2**62))
 
     def advance(self, ts: int) -> None:
         if ts > self.watermark:
             self.watermark = ts
         if self.watermark - self.swept_at >= self.SWEEP_EVERY_MS:
             self.swept_at = self.watermark
-            self.states = {k: s for k, s in self.states.items() if self.expires_at(s) >= self.watermark}
+            # In place: callers may hold `states` across calls.
+            for key in [k for k, s in self.states.items() if self.expires_at(s) < self.watermark]:
+                del self.states[key]
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps((self.states, self.watermark, self.swept_at), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def is_suspension_change(record: Any) -> bool:
@@ -88,10 +92,7 @@ class FanOutLogic(op.StatefulBatchLogic):
     def __init__(self, config: LinkedAccountsConfig, shards: int, resume: bytes | None) -> None:
         self.fan = IdentifierFanOut(config)
         self.shards = shards
-        self.actors = _Expiring(self.fan.expires_at)
-        if resume:
-            self.actors.__dict__.update(pickle.loads(resume))
-            self.actors.expires_at = self.fan.expires_at
+        self.actors = _Expiring(self.fan.expires_at, resume)
 
     def on_batch(self, items: list[Any]):
         notes: list[IdentifierNote] = []
@@ -112,7 +113,7 @@ class FanOutLogic(op.StatefulBatchLogic):
         return [(link_key(n.identifier, self.shards), n) for n in notes], self.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps({k: v for k, v in self.actors.__dict__.items() if k != "expires_at"})
+        return self.actors.snapshot()
 
 
 class LinkLogic(op.StatefulBatchLogic):
@@ -121,10 +122,7 @@ class LinkLogic(op.StatefulBatchLogic):
     def __init__(self, config: LinkedAccountsConfig, policy: Policy, resume: bytes | None) -> None:
         self.links = LinkedAccounts(config)
         self.policy = policy
-        self.identifiers = _Expiring(self.links.expires_at)
-        if resume:
-            self.identifiers.__dict__.update(pickle.loads(resume))
-            self.identifiers.expires_at = self.links.expires_at
+        self.identifiers = _Expiring(self.links.expires_at, resume)
 
     def on_batch(self, notes: list[IdentifierNote]):
         violations: list[Relayed] = []
@@ -141,4 +139,4 @@ class LinkLogic(op.StatefulBatchLogic):
         return violations, self.RETAIN
 
     def snapshot(self) -> bytes:
-        return pickle.dumps({k: v for k, v in self.identifiers.__dict__.items() if k != "expires_at"})
+        return self.identifiers.snapshot()

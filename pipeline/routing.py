@@ -58,7 +58,3 @@ def route_key(event: Event, shards: int) -> str:
 def ledger_key(actor: str, shards: int) -> str:
     """Shard of the ledger step that keeps `actor`'s standing."""
     return f"ledger/{shard_of(actor, shards)}"
-
-
-def family_of_key(key: str) -> str:
-    return key.split("/", 1)[0]

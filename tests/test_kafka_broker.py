@@ -11,7 +11,7 @@ import time
 
 import pytest
 from confluent_kafka import Producer
-from tests.kafka_fixture import BROKER_SCRIPT, KafkaTestBroker, _start_or_fail, kafka_broker, kafka_broker_script  # noqa: F401
+from tests.kafka_fixture import BROKER_SCRIPT, KafkaTestBroker, _start_or_fail, kafka_broker_script  # noqa: F401  (the `kafka_broker` fixture comes from conftest)
 
 pytestmark = pytest.mark.kafka
 

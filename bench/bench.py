@@ -16,14 +16,14 @@ longer: hours x10 at the same population), and every run reads the same
 file. Each run is a fresh subprocess (this script with `--run SPEC`), so
 each has its own peak RSS and CPU time:
 
-* plain Python: `pipeline.events.decode` per line and a per-actor dict count,
+* plain Python: `pipeline.contract.events.decode` per line and a per-actor dict count,
   the floor of any Python job on these events;
 * bare Bytewax: the same file through `FileSource` -> decode -> `key_on`
   actor -> one `stateful_map` counter -> a sink that discards, the floor of
   any Bytewax job;
-* the job (`pipeline.job.run_job`, as `shopguard replay` runs it) on 1 and 2
-  worker threads; on 2 processes (`pipeline.job.build_job` in each process
-  of `pipeline.cluster.run_cluster`, so each process reports its own memory
+* the job (`pipeline.engine.job.run_job`, as `shopguard replay` runs it) on 1 and 2
+  worker threads; on 2 processes (`pipeline.engine.job.build_job` in each process
+  of `pipeline.engine.cluster.run_cluster`, so each process reports its own memory
   and latency); on the Kafka source when `--kafka` names a broker; and on
   the 10x stream.
 
@@ -105,7 +105,7 @@ def actors_of(event: dict) -> Iterator[str]:
 
 def write_stream(path: Path, seed: int, hours: float, scale: float, limit: int | None) -> Stream:
     """Simulate, write NDJSON to `path` (at most `limit` events), and count events and actors."""
-    from pipeline.simulator import SimConfig, iter_events, write_lines
+    from simulator import SimConfig, iter_events, write_lines
 
     events = iter_events(SimConfig(seed=seed, hours=hours, scale=scale))
     if limit is not None:
@@ -183,7 +183,7 @@ def job_overrides(spec: dict) -> dict:
 
 def run_plain(spec: dict) -> dict:
     """Plain Python: decode each line into its typed event and count it per actor in a dict."""
-    from pipeline.events import InvalidEvent, actor_of, decode
+    from pipeline.contract.events import InvalidEvent, actor_of, decode
 
     counts: dict[str | None, int] = {}
     with Timer() as timer:
@@ -206,8 +206,8 @@ def run_bare(spec: dict) -> dict:
     from bytewax.dataflow import Dataflow
     from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-    from pipeline.events import InvalidEvent, actor_of, decode
-    from pipeline.sources import FileSource
+    from pipeline.contract.events import InvalidEvent, actor_of, decode
+    from pipeline.sources.files import FileSource
 
     class Discard(StatelessSinkPartition):
         def write_batch(self, items: list) -> None:
@@ -244,14 +244,15 @@ def run_bare(spec: dict) -> dict:
 
 def run_job_once(spec: dict) -> dict:
     """The job as `shopguard replay` (or `run` on Kafka) runs it, in this process's worker threads."""
-    import pipeline.dataflow  # noqa: F401  (imported here so the timed run does not pay for imports)
-    import pipeline.sources  # noqa: F401
+    import pipeline.engine.dataflow  # noqa: F401  (imported here so the timed run does not pay for imports)
+    import pipeline.sources.files  # noqa: F401
     import sinks.files  # noqa: F401
     from pipeline.config import load
-    from pipeline.job import run_job
+    from pipeline.engine.job import read_file, read_kafka, run_job
 
     if spec.get("kafka"):
-        import pipeline.kafka  # noqa: F401
+        import pipeline.sources.kafka  # noqa: F401
+        import sinks.kafka  # noqa: F401
     config = load(None, job_overrides(spec))
     kind = "kafka" if spec.get("kafka") else "file"
     profiler = None
@@ -262,7 +263,7 @@ def run_job_once(spec: dict) -> dict:
     with Timer() as timer:
         if profiler is not None:
             profiler.enable()
-        metrics = run_job(config, source_kind=kind, replay=kind == "file", workers=spec["workers"],
+        metrics = run_job(config, source=read_file if kind == "file" else read_kafka, replay=kind == "file", workers=spec["workers"],
                           serve_metrics=False, progress=False)
         if profiler is not None:
             profiler.disable()
@@ -275,11 +276,11 @@ def run_job_once(spec: dict) -> dict:
 def cluster_process(spec: dict, process_id: int):
     """One process of the 2-process job (module level, so `spawn` can pickle it by reference)."""
     from pipeline.config import load
-    from pipeline.job import build_job
+    from pipeline.engine.job import build_job, read_file
     from sinks.metrics import Metrics
 
     metrics = Metrics()
-    flow = build_job(load(None, job_overrides(spec)), source_kind="file", replay=True, metrics=metrics)
+    flow = build_job(load(None, job_overrides(spec)), source=read_file, replay=True, metrics=metrics)
     start = {"rss_kb": memory_kb("VmRSS"), "cpu": cpu_seconds(), "wall": time.time()}
 
     def finish() -> dict:
@@ -294,9 +295,9 @@ def run_cluster_job(spec: dict) -> dict:
     import functools
     from datetime import timedelta
 
-    from pipeline.cluster import run_cluster
+    from pipeline.engine.cluster import run_cluster
     from pipeline.config import load
-    from pipeline.job import prepare_outputs
+    from pipeline.engine.job import prepare_outputs
 
     prepare_outputs(load(None, job_overrides(spec)))
     parts = run_cluster(functools.partial(cluster_process, spec), processes=spec["processes"], workers=1,
@@ -399,8 +400,8 @@ def publish_to_kafka(bootstrap: str, stream: Stream) -> list[str]:
     import msgspec
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from pipeline.events import TOPICS
-    from pipeline.loadgen import publish
+    from pipeline.contract.events import TOPICS
+    from simulator.loadgen import publish
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     settings = {"bootstrap.servers": bootstrap}
@@ -696,12 +697,7 @@ def run_all(args: argparse.Namespace, work: Path, short: Stream, long: Stream | 
     run("bare", {"kind": "bare"}, short)
     run("job_1w", {"kind": "job", "out": str(work / "out")}, short)
     run("job_2w", {"kind": "job", "out": str(work / "out"), "workers": 2}, short)
-    try:
-        import pipeline.cluster  # noqa: F401
-    except ImportError:
-        skipped["job_2p"] = "pipeline/cluster.py is not there"
-    else:
-        run("job_2p", {"kind": "cluster", "out": str(work / "out"), "processes": 2}, short, optional=True)
+    run("job_2p", {"kind": "cluster", "out": str(work / "out"), "processes": 2}, short, optional=True)
     if args.kafka:
         say(f"  publishing the stream to Kafka at {args.kafka} ...")
         try:

@@ -67,12 +67,12 @@ from typing import Annotated, ClassVar, Iterable
 import msgspec
 
 from detectors.base import forget_before, remember_recent
-from pipeline.detect import Deduper, EntityStates
-from pipeline.events import (
+from pipeline.engine.detect import Deduper, EntityStates
+from pipeline.contract.events import (
     AccountLogin, Event, ListingCreated, ListingRemoved, ListingUpdated, LiveComment, LiveEnded, LiveStarted,
     LiveStats, LiveTranscript, OrderPlaced, OrderRefunded, PayoutChanged,
 )
-from pipeline.routing import shard_of
+from pipeline.contract.routing import shard_of
 
 HOUR_MS = 3_600_000
 
@@ -714,7 +714,7 @@ def actor_key(event: Event) -> str:
 def feature_key(event: Event, shards: int) -> str:
     """Key of the feature step that owns this event's actor: `features/<shard>`.
 
-    >>> from pipeline.events import decode
+    >>> from pipeline.contract.events import decode
     >>> feature_key(decode(b'{"event_id":"e","type":"live.ended","ts":1,"live_id":"V","creator_id":"C7"}'), 64)
     'features/11'
     """

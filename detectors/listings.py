@@ -37,7 +37,7 @@ import msgspec
 
 from detectors.base import CoolDown, Signal, clamp01
 from detectors.text import CLAUSE_BREAK, normalize, normalized, phrase_matcher, title_signature
-from pipeline.events import ListingCreated, ListingUpdated, ListingUpserted
+from pipeline.contract.events import ListingCreated, ListingUpdated, ListingUpserted
 
 
 class ListingSpamConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

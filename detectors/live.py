@@ -22,7 +22,7 @@ from typing import ClassVar
 import msgspec
 
 from detectors.base import CoolDown, Signal, clamp01
-from pipeline.events import LiveComment, LiveEnded, LiveStats
+from pipeline.contract.events import LiveComment, LiveEnded, LiveStats
 
 
 class EngagementInflationConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -41,7 +41,7 @@ seeded, so the same inputs in the same order give the same outputs.
 
 `AppealClassifier`
     Logistic regression (river) on a violation's numeric evidence (as
-    `pipeline.ledger.evidence_features` reads it, signed-log scaled, prefixed
+    `pipeline.enforce.ledger.evidence_features` reads it, signed-log scaled, prefixed
     by type) plus a one-hot of its type and the detector's confidence. It
     learns from decided appeals (upheld = the violation was right,
     overturned = wrong) and predicts P(overturned) for each new violation.
@@ -83,10 +83,11 @@ from river import anomaly, drift, linear_model, metrics, optim, preprocessing, s
 
 from detectors.base import clamp01
 from detectors.features import FEATURE_KIND, FEATURES_OF_ROLE, RISK_SIDE, ActorFeaturesConfig, FeatureUpdate
-from pipeline.config import DEFAULT_CONFIG, ConfigError, read_toml
-from pipeline.events import AppealDecided
-from pipeline.ledger import AppealOutcome, evidence_features
-from pipeline.records import ReviewEntry, Violation
+from pipeline.config import DEFAULT_CONFIG, read_toml
+from pipeline.errors import ConfigError
+from pipeline.contract.events import AppealDecided
+from pipeline.enforce.ledger import AppealOutcome, evidence_features
+from pipeline.contract.records import ReviewEntry, Violation
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -281,7 +282,7 @@ def models_config(tables: dict[str, dict[str, Any]] | None = None) -> ModelsConf
             parts[name] = msgspec.convert(table, type_)
         except msgspec.ValidationError as err:
             raise ConfigError(f"config: [models.{name}]: {_where(err)}") from None
-    from pipeline.policy import CATALOG
+    from pipeline.enforce.policy import CATALOG
 
     strange = [t for t in parts["appeal_classifier"].review_types if t not in CATALOG]
     if strange:
@@ -544,7 +545,7 @@ class AppealClassifier:
 
     Examples
     --------
-    >>> from pipeline.records import Education
+    >>> from pipeline.contract.records import Education
     >>> clf = AppealClassifier(models_config().appeal_classifier)
     >>> def violation(i, ratio):
     ...     return Violation(violation_id=f"v{i}", actor="seller:S1", violation_type="price_gouging",

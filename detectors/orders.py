@@ -29,7 +29,7 @@ from typing import ClassVar
 import msgspec
 
 from detectors.base import CoolDown, Signal, clamp01
-from pipeline.events import OrderPlaced, OrderRefunded
+from pipeline.contract.events import OrderPlaced, OrderRefunded
 
 HOUR_MS = 3_600_000
 

@@ -31,7 +31,7 @@ from typing import ClassVar
 import msgspec
 
 from detectors.base import CoolDown, Signal, clamp01, forget_before, remember_recent
-from pipeline.events import AccountLogin, PayoutChanged
+from pipeline.contract.events import AccountLogin, PayoutChanged
 
 
 class AccountTakeoverConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -48,7 +48,7 @@ from typing import Any, ClassVar, Iterable, NamedTuple, Sequence
 import msgspec
 
 from detectors.base import CoolDown, Signal, clamp01
-from pipeline.events import ListingCreated, ListingUpdated, LiveComment, LiveStarted, LiveTranscript
+from pipeline.contract.events import ListingCreated, ListingUpdated, LiveComment, LiveStarted, LiveTranscript
 
 # ---- folding: one character at a time ------------------------------------------
 

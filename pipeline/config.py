@@ -15,13 +15,11 @@ from typing import Any, Literal
 
 import msgspec
 
+from pipeline.errors import ConfigError, validation_message
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_CONFIG = CONFIG_DIR / "shopguard.toml"
 DEFAULT_POLICY = CONFIG_DIR / "policy.toml"
-
-
-class ConfigError(ValueError):
-    """A configuration file is missing, unreadable or invalid; the message says which key."""
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -113,16 +111,7 @@ class Config(_Section):
         try:
             return msgspec.convert(table, config_type)
         except msgspec.ValidationError as err:
-            raise ConfigError(f"config: [detectors.{name}]: {_where(err)}") from None
-
-
-def _where(err: msgspec.ValidationError) -> str:
-    """msgspec says `- at `$.a.b``; say `key a.b` instead."""
-    text = str(err)
-    if " - at `$." in text:
-        message, path = text.split(" - at `$.", 1)
-        return f"key `{path.rstrip('`')}`: {message}"
-    return text
+            raise ConfigError(f"config: {validation_message(err, table, f'detectors.{name}')}") from None
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -163,4 +152,4 @@ def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None
     try:
         return msgspec.convert(data, Config)
     except msgspec.ValidationError as err:
-        raise ConfigError(f"{source}: {_where(err)}") from None
+        raise ConfigError(f"{source}: {validation_message(err, data)}") from None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.scoring import format_scores, score  # noqa: E402
+from analysis.scoring import format_scores, score  # noqa: E402
 from tests.conftest import read_jsonl, replay  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def main() -> int:
     p.add_argument("--keep", metavar="DIR", help="keep the simulation and outputs here")
     args = p.parse_args()
 
-    from pipeline.simulator import SimConfig, write
+    from simulator import SimConfig, write
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="shopguard-score-"))
     t0 = time.monotonic()

@@ -5,17 +5,21 @@ worker appends to it. Every batch is written with a single `write` of whole
 lines, so a reader following the file never sees half a line; a reader
 should still stop at the last newline. The sink snapshots each file's length
 and truncates back to it on resume, so with recovery a file never holds a
-line twice.
+line twice. `scan_jsonl` reads such a file back (up to its last newline).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from pipeline.records import OUTPUT_FILES
+from pipeline.contract.records import OUTPUT_FILES
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class _JsonlPartition(StatefulSinkPartition[bytes, int]):
@@ -65,3 +69,22 @@ class JsonlDirSink(FixedPartitionedSink[bytes, int]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _JsonlPartition:
         return _JsonlPartition(self.out_dir / for_part, resume_state)
+
+
+# ---- reading them back ------------------------------------------------------------
+
+
+def scan_jsonl(path: Path, schema: dict[str, pl.DataType]) -> pl.LazyFrame:
+    """NDJSON up to its last newline: a line still being written is left for next time."""
+    import polars as pl  # only readers need it: the job's start-up stays light
+
+    size = path.stat().st_size
+    if size == 0:
+        return pl.LazyFrame(schema=schema)
+    with open(path, "rb") as f:
+        f.seek(size - 1)
+        complete = f.read(1) == b"\n"
+    if complete:
+        return pl.scan_ndjson(path, schema=schema)
+    data = path.read_bytes()
+    return pl.scan_ndjson(data[: data.rfind(b"\n") + 1] or b"\n", schema=schema)

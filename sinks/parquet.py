@@ -40,9 +40,11 @@ import msgspec
 import polars as pl
 from polars.io.plugins import register_io_source
 
+from sinks.files import scan_jsonl
+
 EDUCATION = pl.Struct({"module_id": pl.String, "title": pl.String, "url": pl.String})
 
-# One schema per record kind, in the field order of pipeline/records.py.
+# One schema per record kind, in the field order of pipeline/contract/records.py.
 SCHEMAS: dict[str, pl.Schema] = {
     "violations": pl.Schema({
         "violation_id": pl.String,
@@ -83,7 +85,6 @@ def convert_dir(out_dir: str | Path, kinds: Iterable[str] = ("violations", "acti
     A kind whose JSONL file is missing is skipped. Each file is written under
     a temporary name and renamed, so a reader never sees half a file.
     """
-    from pipeline.report import scan_jsonl  # reads up to the last newline of a file still being written
 
     out_dir = Path(out_dir)
     written: dict[str, int] = {}

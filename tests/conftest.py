@@ -27,14 +27,14 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def replay(events: Path, out: Path, workers: int = 1, config: dict | None = None, policy: str | None = None):
     """Run `shopguard replay` in-process; returns (metrics, outputs by file name)."""
-    from pipeline.cli import run_job
+    from pipeline.engine.job import read_file, run_job
     from pipeline.config import load
 
     overrides = {"source": {"kind": "file", "file": {"path": str(events)}}, "output": {"dir": str(out)}}
     if policy:
         overrides["policy_path"] = policy
     cfg = load(None, {**overrides, **(config or {})})
-    metrics = run_job(cfg, source_kind="file", replay=True, workers=workers, serve_metrics=False, progress=False)
+    metrics = run_job(cfg, source=read_file, replay=True, workers=workers, serve_metrics=False, progress=False)
     outputs = {p.name: read_jsonl(p) for p in out.glob("*.jsonl")}
     return metrics, outputs
 from tests.kafka_fixture import kafka_broker  # noqa: F401,E402  (a real broker, started once per session)

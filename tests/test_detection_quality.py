@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.policy import CATALOG
-from pipeline.scoring import format_scores, score
-from pipeline.simulator import SimConfig, write
+from pipeline.enforce.policy import CATALOG
+from analysis.scoring import format_scores, score
+from simulator import SimConfig, write
 from tests.conftest import read_jsonl, replay
 
 pytestmark = pytest.mark.slow

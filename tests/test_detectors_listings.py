@@ -15,7 +15,7 @@ import pytest
 
 from detectors import REGISTRY
 from detectors.listings import ALL_LISTINGS, brand_key
-from pipeline.events import ListingCreated, ListingUpdated
+from pipeline.contract.events import ListingCreated, ListingUpdated
 from tests.detector_helpers import feed, shipped
 
 T0 = 1_793_491_200_000

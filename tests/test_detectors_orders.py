@@ -6,7 +6,7 @@ import json
 import pickle
 import random
 
-from pipeline.events import OrderPlaced, OrderRefunded
+from pipeline.contract.events import OrderPlaced, OrderRefunded
 from tests.conftest import replay
 from tests.detector_helpers import feed, shipped
 

@@ -6,8 +6,8 @@ import json
 import pickle
 
 from detectors.security import IdentifierFanOut, IdentifierNote, LinkedAccounts
-from pipeline.events import AccountLogin, PayoutChanged
-from pipeline.policy import load_policy, violation_from
+from pipeline.contract.events import AccountLogin, PayoutChanged
+from pipeline.enforce.policy import load_policy, violation_from
 from tests.conftest import replay
 from tests.detector_helpers import feed, shipped
 

@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 from detectors.text import PhraseMatcher, TextFindings, normalized
-from pipeline.events import ListingCreated, ListingUpdated, LiveComment, LiveStarted, LiveTranscript
+from pipeline.contract.events import ListingCreated, ListingUpdated, LiveComment, LiveStarted, LiveTranscript
 from tests.conftest import replay
 from tests.detector_helpers import feed, shipped
 
@@ -320,7 +320,7 @@ def test_a_claim_in_a_listing_title_is_the_sellers():
 
 
 def test_the_simulators_hard_negative_lines_are_clean_for_every_text_detector():
-    from pipeline.simulator import phrases
+    from simulator import phrases
 
     lines = [*phrases.VIEWER_CONTACT_ASKS, *phrases.HOST_DECLINES_COMMENTS, *phrases.HOST_DECLINES_LINES,
              *phrases.HONEST_HEALTH_LINES, *phrases.HOST_LINES, *phrases.HOST_COMMENTS, *phrases.VIEWER_COMMENTS]

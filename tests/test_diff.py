@@ -6,21 +6,16 @@ import json
 
 import pytest
 
-from pipeline import cli
-from pipeline.config import DEFAULT_POLICY, ConfigError
-from pipeline.diff import add_diff_command, diff, render
+from analysis.diff import diff, render
+from pipeline.cli.common import standalone
+from pipeline.cli.diff import add_diff_command
+from pipeline.config import DEFAULT_POLICY
 from tests.test_ledger import marketplace, write_events, write_policy
 
 
 def shopguard_diff(*argv: str) -> int:
-    """`shopguard diff ...` in-process, exactly as pipeline/cli.py runs it (with its error handling)."""
-    p = cli._Parser(prog=cli.PROG)
-    add_diff_command(p.add_subparsers(dest="command", required=True, parser_class=cli._Parser))
-    args = p.parse_args(["diff", *argv])
-    try:
-        return args.func(args)
-    except ConfigError as err:
-        return cli._fail(str(err))
+    """`shopguard diff ...` in-process, with the command line's error handling."""
+    return standalone(add_diff_command, "diff", list(argv))
 
 
 @pytest.fixture

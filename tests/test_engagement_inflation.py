@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 import random
 
-from pipeline.events import LiveComment, LiveEnded, LiveStats
+from pipeline.contract.events import LiveComment, LiveEnded, LiveStats
 from tests.detector_helpers import feed, shipped
 
 T0 = 1_793_491_200_000

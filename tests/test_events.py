@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline.events import EVENT_TYPES, TYPE_NAMES, InvalidEvent, actor_of, decode
+from pipeline.contract.events import EVENT_TYPES, TYPE_NAMES, InvalidEvent, actor_of, decode
 
 
 def _lines(path):

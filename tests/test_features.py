@@ -11,7 +11,7 @@ from detectors.features import (
     CREATOR_FEATURES, FEATURE_KIND, RISK_SIDE, SELLER_FEATURES, ActorFeatures, ActorFeatureShard, feature_key,
     load_features_config,
 )
-from pipeline.events import (
+from pipeline.contract.events import (
     AccountLogin, ListingCreated, ListingUpdated, LiveComment, LiveEnded, LiveStats, LiveTranscript, OrderPlaced,
     OrderRefunded, PayoutChanged,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.events import DECODE_REASONS
+from pipeline.contract.events import DECODE_REASONS
 from tests.conftest import replay
 
 

@@ -21,24 +21,22 @@ import msgspec
 import pytest
 from confluent_kafka.admin import NewTopic
 
-from pipeline.cli import run_job
+from pipeline.engine.job import read_kafka, run_job
 from pipeline.config import load
-from pipeline.events import TOPIC_OF_TYPE, TOPICS
+from pipeline.contract.events import TOPIC_OF_TYPE, TOPICS
 from pipeline.kafka import (
-    ID_HEADER,
     KafkaDeliveryError,
-    KafkaOutputSink,
     KafkaSetupError,
     consumer_settings,
     describe,
     env_settings,
     preflight,
     producer_settings,
-    sink_partition_of,
 )
-from pipeline.loadgen import publish
-from pipeline.recovery import ensure_recovery_store
-from pipeline.simulator import SimConfig, iter_events, labels
+from sinks.kafka import ID_HEADER, KafkaOutputSink, sink_partition_of
+from simulator.loadgen import publish
+from pipeline.engine.recovery import ensure_recovery_store
+from simulator import SimConfig, iter_events, labels
 from tests.conftest import replay
 from tests.kafka_fixture import KafkaTestBroker
 
@@ -89,7 +87,7 @@ def job_overrides(broker: KafkaTestBroker, prefix: str, outputs: dict[str, str],
 
 def run_in_process(overrides: dict, workers: int = 1):
     config = load(None, overrides)
-    return run_job(config, source_kind="kafka", replay=False, workers=workers, serve_metrics=False, progress=False)
+    return run_job(config, source=read_kafka, replay=False, workers=workers, serve_metrics=False, progress=False)
 
 
 def read_topic(broker: KafkaTestBroker, topic: str) -> list[tuple[bytes, dict, str]]:
@@ -260,7 +258,7 @@ def _toml(table: dict, path: str = "") -> str:
 def _start_job(config_file: Path, recovery: Path, log_path: Path) -> subprocess.Popen:
     log = open(log_path, "wb")
     job = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "run", "--config", str(config_file), "--recovery-dir", str(recovery),
+        [sys.executable, "-m", "pipeline.cli.main", "run", "--config", str(config_file), "--recovery-dir", str(recovery),
          "-q"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
@@ -284,9 +282,10 @@ def _wait_for(broker: KafkaTestBroker, topic: str, at_least: int, job: subproces
 
 def build_for_cluster(overrides: dict, process_id: int):
     """One process's dataflow for `run_cluster` (module level, so spawn can pickle it)."""
-    from pipeline.dataflow import JobContext, build_flow
-    from pipeline.kafka import read_kafka, write_kafka
-    from pipeline.policy import load_policy
+    from pipeline.engine.dataflow import JobContext, build_flow
+    from pipeline.sources.kafka import read_kafka
+    from sinks.kafka import write_kafka
+    from pipeline.enforce.policy import load_policy
     from sinks.metrics import Metrics
 
     config = load(None, overrides)
@@ -299,7 +298,7 @@ def build_for_cluster(overrides: dict, process_id: int):
 def test_the_same_violations_on_one_worker_two_workers_and_two_processes(kafka_broker, marketplace):
     from datetime import timedelta
 
-    from pipeline.cluster import run_cluster
+    from pipeline.engine.cluster import run_cluster
 
     prefix = marketplace["prefix"]
     found = {}
@@ -342,7 +341,7 @@ def test_the_cli_reports_a_missing_topic_in_one_line(kafka_broker, tmp_path):
     config_file = tmp_path / "job.toml"
     overrides = job_overrides(kafka_broker, "missing-", {k: "missing-" + v for k, v in OUTPUT_KEYS.items()})
     config_file.write_text(_toml(overrides))
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", str(config_file), "-q"],
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli.main", "run", "--config", str(config_file), "-q"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0, done.stderr
@@ -435,23 +434,16 @@ def test_a_producer_setting_that_breaks_exactly_once_is_refused():
 
 
 def test_the_load_generator_publishes_each_event_to_its_topic_at_the_rate_with_labels(kafka_broker, tmp_path):
-    import argparse
-
-    from pipeline.loadgen import add_to_kafka_args, run_loadgen
+    from pipeline.cli.main import main
 
     prefix = kafka_broker.unique_topic("load") + "."
     kafka_broker.create_topics(input_topics(prefix), partitions=2)
-    simulate = argparse.ArgumentParser()
-    for flag, kind in (("--seed", int), ("--hours", float), ("--scale", float), ("--out", str)):
-        simulate.add_argument(flag, type=kind)
-    add_to_kafka_args(simulate)
-    args = simulate.parse_args(["--seed", "3", "--hours", "0.5", "--scale", "0.1", "--out", str(tmp_path),
-                                "--to-kafka", kafka_broker.bootstrap, "--rate", "4000", "--topic-prefix", prefix])
     cfg = SimConfig(seed=3, hours=0.5, scale=0.1)
     events = list(iter_events(cfg))
 
     started = time.monotonic()
-    assert run_loadgen(args) == 0
+    assert main(["simulate", "--seed", "3", "--hours", "0.5", "--scale", "0.1", "--out", str(tmp_path),
+                 "--to-kafka", kafka_broker.bootstrap, "--rate", "4000", "--topic-prefix", prefix]) == 0
     assert time.monotonic() - started >= 0.9 * len(events) / 4000  # paced, not as fast as possible
 
     published = {}

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import DEFAULT_POLICY
-from pipeline.events import AppealDecided, AppealFiled, EducationCompleted
-from pipeline.ledger import DAY_MS, ActorLedger, AppealOutcome, LedgerShard, example_violation
-from pipeline.policy import load_policy
-from pipeline.records import Action, DeadLetter, Standing
+from pipeline.contract.events import AppealDecided, AppealFiled, EducationCompleted
+from pipeline.enforce.ledger import DAY_MS, ActorLedger, AppealOutcome, LedgerShard, example_violation
+from pipeline.enforce.policy import load_policy
+from pipeline.contract.records import Action, DeadLetter, Standing
 from sinks.metrics import Metrics
 from tests.conftest import replay
 
@@ -528,7 +528,7 @@ def test_a_replay_with_appeals_and_lessons_gives_the_expected_standings(tmp_path
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     """A small simulated marketplace, replayed once under the default policy."""
-    from pipeline.simulator import SimConfig, write
+    from simulator import SimConfig, write
 
     root = tmp_path_factory.mktemp("sim")
     write(SimConfig(seed=7, hours=2.0, scale=0.25), root)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.links import _Expiring
+from pipeline.enforce.links import _Expiring
 
 HOUR = 3_600_000
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.events import ListingCreated
+from pipeline.contract.events import ListingCreated
 from tests.detector_helpers import feed, shipped
 
 T0 = 1_793_491_200_000

@@ -13,10 +13,11 @@ from detectors.features import ActorFeatures, ActorFeatureShard, FeatureUpdate, 
 from detectors.models import (
     APPEAL_MODEL, AnomalyModel, AppealClassifier, DriftMonitor, OnlineModels, models_config,
 )
-from pipeline.config import ConfigError, DEFAULT_CONFIG, read_toml
-from pipeline.events import AppealDecided, OrderPlaced
-from pipeline.ledger import AppealOutcome
-from pipeline.records import Education, ReviewEntry, Violation
+from pipeline.config import DEFAULT_CONFIG, read_toml
+from pipeline.errors import ConfigError
+from pipeline.contract.events import AppealDecided, OrderPlaced
+from pipeline.enforce.ledger import AppealOutcome
+from pipeline.contract.records import Education, ReviewEntry, Violation
 from sinks.metrics import Metrics
 
 T0 = 1_793_491_200_000
@@ -187,8 +188,8 @@ def test_the_same_inputs_give_the_same_outputs(market):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [7, 11])
 def test_simulated_abusers_rank_above_honest_actors(seed):
-    from pipeline.events import AnyEvent
-    from pipeline.simulator import SimConfig, iter_events, labels
+    from pipeline.contract.events import AnyEvent
+    from simulator import SimConfig, iter_events, labels
 
     sim = SimConfig(seed=seed, scale=0.5)
     events = [msgspec.convert(e, AnyEvent) for e in iter_events(sim)]

@@ -9,9 +9,10 @@ import tomllib
 import pytest
 
 from detectors.base import Signal
-from pipeline.cli import main
-from pipeline.config import DEFAULT_POLICY, ConfigError
-from pipeline.policy import CATALOG, PolicyError, load_policy, parse_policy, violation_from
+from pipeline.cli.main import main
+from pipeline.config import DEFAULT_POLICY
+from pipeline.errors import ConfigError
+from pipeline.enforce.policy import CATALOG, PolicyError, load_policy, parse_policy, violation_from
 from tests.test_ledger import write_policy
 
 DEFAULT = tomllib.loads(DEFAULT_POLICY.read_text())

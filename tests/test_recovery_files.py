@@ -18,7 +18,7 @@ SIM = ["--hours", "2", "--scale", "0.5", "--seed", "3", "--metrics-port", "0", "
 
 
 def shopguard_run(out: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", *SIM, "--out", str(out), *extra],
+    return subprocess.Popen([sys.executable, "-m", "pipeline.cli.main", "run", *SIM, "--out", str(out), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

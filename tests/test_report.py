@@ -16,9 +16,10 @@ import msgspec
 import polars as pl
 import pytest
 
-from pipeline.records import Education, Violation
-from pipeline.report import TTD_BUCKETS, build_report, format_report, main
-from pipeline.scoring import score
+from pipeline.contract.records import Education, Violation
+from analysis.report import TTD_BUCKETS, build_report, format_report
+from pipeline.cli.report import main
+from analysis.scoring import score
 from sinks.parquet import SCHEMAS, ParquetBatchWriter, convert_dir
 from tests.conftest import read_jsonl
 
@@ -128,7 +129,7 @@ def test_no_labels_means_no_quality_and_a_note_saying_how():
     assert any("--labels" in n for n in r["notes"])
 
 
-# ---- agreement with pipeline.scoring -------------------------------------------------------------
+# ---- agreement with analysis.scoring -------------------------------------------------------------
 
 
 def _scores_as_rows(violations: list[dict], labels: list[dict]) -> list[dict]:

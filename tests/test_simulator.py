@@ -15,7 +15,7 @@ from itertools import islice
 
 import pytest
 
-from pipeline.simulator import (
+from simulator import (
     SCENARIOS,
     VIOLATION_TYPES,
     SimConfig,
@@ -25,8 +25,8 @@ from pipeline.simulator import (
     paced,
     write,
 )
-from pipeline.simulator.catalog import CATEGORY_BY_NAME, LUXURY_BRANDS
-from pipeline.simulator.phrases import PROHIBITED_ITEMS, REPLICA_WORDS, VIEWER_CONTACT_ASKS
+from simulator.catalog import CATEGORY_BY_NAME, LUXURY_BRANDS
+from simulator.phrases import PROHIBITED_ITEMS, REPLICA_WORDS, VIEWER_CONTACT_ASKS
 
 SMALL = SimConfig(seed=11, hours=4.0, scale=0.3)
 TINY = SimConfig(seed=5, hours=2.0, scale=0.1, abusers_per_type=2)

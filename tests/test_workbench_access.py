@@ -1,6 +1,6 @@
 """Who may see and do what in the workbench.
 
-The rules (pipeline/workbench/app.py): reviewers see everything and decide
+The rules (workbench/app.py): reviewers see everything and decide
 appeals, and every decision records the signed-in reviewer; a seller or
 creator sees only its own standing page (another's is 404, exactly as if it
 did not exist), never a console page (403), and can appeal and mark lessons
@@ -17,11 +17,11 @@ import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from pipeline.policy import load_policy
-from pipeline.workbench.app import Access, AccessError, create_app
-from pipeline.workbench.console import main as console_main
-from pipeline.workbench.publish import FilePublisher
-from pipeline.workbench.store import FileFeed, Store
+from pipeline.enforce.policy import load_policy
+from workbench.app import Access, AccessError, create_app
+from pipeline.cli.console import main as console_main
+from workbench.publish import FilePublisher
+from workbench.store import FileFeed, Store
 from tests.conftest import read_jsonl
 from tests.test_workbench_store import T0, MIN, ledger_outputs, review_line
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.policy import load_policy
-from pipeline.simulator import SimConfig, write
+from pipeline.enforce.policy import load_policy
+from simulator import SimConfig, write
 from tests.conftest import read_jsonl, replay
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -76,7 +76,7 @@ class Console:
                "SHOPGUARD_WORKBENCH_ACTORS": f"{actor}={ACTOR_TOKEN}", "PYTHONUNBUFFERED": "1"}
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.workbench.console", "--out", str(out), "--port", "0",
+            [sys.executable, "-m", "pipeline.cli.console", "--out", str(out), "--port", "0",
              "--events-out", str(events_out)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=open(log, "wb"), text=True)
         self.url = self._wait_for_url()

@@ -17,13 +17,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pipeline.ledger import ActorLedger, example_violation
-from pipeline.policy import load_policy
-from pipeline.records import Action, Standing, Violation, encode
-from pipeline.workbench.publish import (
+from pipeline.enforce.ledger import ActorLedger, example_violation
+from pipeline.enforce.policy import load_policy
+from pipeline.contract.records import Action, Standing, Violation, encode
+from workbench.publish import (
     FilePublisher, PublishError, appeal_decided, appeal_filed, event_time, lesson_completed,
 )
-from pipeline.workbench.store import FileFeed, Follower, Store
+from workbench.store import FileFeed, Follower, Store
 from tests.conftest import read_jsonl, replay
 
 T0 = 1793491200000  # 2026-11-01T00:00:00Z
@@ -363,7 +363,7 @@ def test_a_decision_published_to_the_file_is_applied_by_the_next_replay(tmp_path
 
 @pytest.mark.slow
 def test_pages_answer_in_milliseconds_on_200k_violations(tmp_path):
-    from pipeline.workbench.bench import bench, write_outputs
+    from workbench.bench import bench, write_outputs
 
     write_outputs(tmp_path, violations=200_000)
     result = bench(tmp_path, requests=10)
@@ -382,8 +382,8 @@ def test_pages_answer_in_milliseconds_on_200k_violations(tmp_path):
 
 @pytest.mark.kafka
 def test_the_store_follows_kafka_topics_and_publishes_to_the_governance_topic(kafka_broker, tmp_path):
-    from pipeline.workbench.publish import KafkaPublisher
-    from pipeline.workbench.store import KafkaFeed
+    from workbench.publish import KafkaPublisher
+    from workbench.store import KafkaFeed
 
     prefix = kafka_broker.unique_topic("wb") + "."
     topics = {prefix + "violations": "violations", prefix + "actor-standing": "standing",

@@ -1,0 +1,614 @@
+"""The enforcement ledger: penalty points, the ladder, appeals, lessons and each actor's standing.
+
+Keyed by actor shard. It receives violations from the detect steps and
+governance events (`appeal.filed`, `appeal.decided`, `education.completed`)
+from the input, and applies them in event-time order: violations of one actor
+come from several detect shards, possibly on other workers, so arrival order
+is not deterministic but event time is. `run` holds items
+`ledger_hold_seconds` of wall clock to order them; `replay` orders the whole
+input before applying it (see `LedgerShard`). The same input therefore gives
+the same actions and standings on any number of workers.
+
+What the ledger does, all in event time and all from `config/policy.toml`:
+
+- **Points.** An enforced violation adds its points; they expire
+  `expiry_days` after the violation was issued. Shadow-mode violations
+  (`enforced = false`) are recorded (so they can be appealed) but carry no
+  points, no actions and no health penalty.
+- **Ladder.** The step in force is the highest whose threshold the active
+  points reach. Climbing issues the actions of every step reached (each kind
+  once per change); falling below a step, or losing a restriction, issues one
+  `reinstatement`.
+- **Immediate actions** (e.g. `listing_removal` for counterfeit or
+  prohibited listings) are issued with the violation, whatever the points;
+  lasting ones (`live_restriction`, `payout_hold`, `suspension`) stay in the
+  standing's restrictions while their violation is active.
+- **Appeals.** `appeal.filed` puts the violation in `under_appeal`;
+  `appeal.decided` `overturned` removes its points and penalty, `upheld`
+  keeps them. Unknown, foreign or repeated appeals become dead letters. Each
+  decision is also an `AppealOutcome`: a reviewer's label for the online
+  models, on the ledger's output stream only (never written to a file).
+- **Lessons.** `education.completed` for the lesson of a violation type the
+  actor has an active violation of removes `education_credit_points` (from the
+  newest such violation) and adds health, at most once per type per
+  `education_credit_days`.
+- **Health** (0..1000): see `ActorLedger.health` and `[health]` in the policy.
+
+An `actor-standing` record is emitted whenever points, level, health,
+restrictions or the appeals pending change, including when points expire.
+
+Example: a counterfeit listing (24 points) on a fresh seller
+
+>>> from pipeline.enforce.policy import load_policy
+>>> policy = load_policy()
+>>> ledger = ActorLedger("seller:S1")
+>>> v = example_violation("seller:S1", "counterfeit_listing", policy, ts=0, evidence={"listing_id": "L9"})
+>>> [(r.action, r.active_points) for r in ledger.add_violation(v, policy) if isinstance(r, Action)]
+[('listing_removal', 24), ('warning', 24), ('live_restriction', 24)]
+>>> ledger.standing(0, policy).level, ledger.standing(0, policy).health
+('restricted', 680)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from pipeline.engine.detect import Deduper
+from pipeline.contract.events import AppealDecided, AppealFiled, EducationCompleted, Event
+from pipeline.enforce.policy import LASTING_ACTIONS, RESTRICTION_KINDS, Policy
+from pipeline.contract.records import Action, DeadLetter, Standing, Violation
+from sinks.metrics import Metrics
+
+DAY_MS = 86_400_000
+GOOD = "good"
+# `run` only: an appeal whose violation has not reached the ledger yet is
+# retried this often (wall clock) for up to `unknown_appeal_wait_seconds`.
+RETRY_EVERY_SECONDS = 5.0
+SWEEP_EVERY_MS = 60_000
+
+# Order of items with the same event time: the violation before its appeal,
+# a filing before its decision.
+_RANK = {Violation: 0, AppealFiled: 1, AppealDecided: 2, EducationCompleted: 3}
+
+
+class AppealOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """A decided appeal: a reviewer's label on one violation, for the online models.
+
+    Internal: the ledger publishes it on its output stream (when built with
+    `emit_appeal_outcomes=True`); it is not part of any output file.
+    `features` are the numeric facts of the evidence (lists by their length),
+    ready for a model; `evidence` is the violation's evidence as issued.
+    """
+
+    appeal_id: str
+    violation_id: str
+    actor: str
+    violation_type: str
+    detector: str
+    outcome: str  # "overturned" (the violation was wrong) or "upheld"
+    confidence: float
+    enforced: bool
+    features: dict[str, float]
+    evidence: dict[str, Any]
+    detected_at: int
+    filed_at: int | None
+    decided_at: int
+    reviewer_id: str
+
+
+class Relayed(msgspec.Struct, frozen=True):
+    """A violation the ledger writes out itself when it first applies it.
+
+    Ban-evasion links reach the ledger from several identifier shards (a
+    device and a payout hash can both tie an account to a banned one) as
+    copies of one violation id. Applied in event-time order, the earliest
+    copy wins on any number of workers, and only that one is written.
+    """
+
+    violation: Violation
+
+
+class Rejected(Exception):
+    """A governance event the ledger cannot use; it becomes a dead letter."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(error)
+        self.reason = reason
+        self.error = error
+
+
+def action_id(actor: str, action: str, ts: int, violation_ids: list[str]) -> str:
+    key = f"{actor}|{action}|{ts}|{','.join(violation_ids)}"
+    return "a-" + hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+
+
+def listing_ids(evidence: dict[str, Any]) -> list[str]:
+    """The listings a violation is about, from its evidence (`listing_id` or `listing_ids`).
+
+    >>> listing_ids({"listing_id": "L1"}), listing_ids({"listing_ids": ["L2", "L3"]}), listing_ids({})
+    (['L1'], ['L2', 'L3'], [])
+    """
+    one = evidence.get("listing_id")
+    many = evidence.get("listing_ids")
+    ids = [one] if isinstance(one, str) else []
+    if isinstance(many, list):
+        ids += [x for x in many if isinstance(x, str) and x not in ids]
+    return ids
+
+
+def evidence_features(evidence: dict[str, Any]) -> dict[str, float]:
+    """Numeric facts of a violation's evidence: numbers, flags as 0/1, lists by length.
+
+    >>> evidence_features({"duplicates": 6, "matched_on": "img", "exact": True, "listing_ids": ["a", "b"]})
+    {'duplicates': 6.0, 'exact': 1.0, 'listing_ids_count': 2.0}
+    """
+    out: dict[str, float] = {}
+    for key, value in evidence.items():
+        if isinstance(value, bool):
+            out[key] = 1.0 if value else 0.0
+        elif isinstance(value, (int, float)):
+            out[key] = float(value)
+        elif isinstance(value, (list, tuple)):
+            out[f"{key}_count"] = float(len(value))
+    return out
+
+
+def _name_list(ids: list[str], limit: int = 20) -> str:
+    shown = ", ".join(ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+@dataclass(slots=True)
+class Entry:
+    """One violation in an actor's record, with what has happened to it since."""
+
+    violation: Violation
+    points: int  # points still counting: lessons remove some, an overturn all; 0 in shadow mode
+    expires_at: int
+    appeal: str = ""  # "", "filed", "upheld" or "overturned"
+    filed_at: int | None = None
+
+    @property
+    def in_force(self) -> bool:
+        """Enforced and not overturned: its immediate restrictions hold."""
+        return self.violation.enforced and self.appeal != "overturned"
+
+    @property
+    def penalised(self) -> bool:
+        """Lowers health: in force and carries points by policy."""
+        return self.in_force and self.violation.points > 0
+
+
+@dataclass(slots=True)
+class ActorLedger:
+    """One actor's violations of the last `expiry_days`, the ladder step in force, lessons credited.
+
+    Methods take the event time `now` and return the records to emit; the
+    ledger never reads a clock.
+    """
+
+    actor: str
+    entries: dict[str, Entry] = field(default_factory=dict)  # violation_id -> entry
+    step: int = -1  # index into policy.ladder; -1 = good standing
+    restrictions: tuple[str, ...] = ()  # in force after the last change
+    credited: dict[str, int] = field(default_factory=dict)  # violation type -> ts of its last credited lesson
+    lessons: list[int] = field(default_factory=list)  # ts of credited lessons (health credit), oldest first
+
+    # ---- what the actor's standing is ---------------------------------------------------
+
+    def active_points(self) -> int:
+        return sum(e.points for e in self.entries.values())
+
+    def health(self, now: int, policy: Policy) -> int:
+        """The 0..1000 health score at `now`, exactly as `[health]` in the policy documents it.
+
+        health = 1000 - penalty + credit, rounded and clamped to 0..1000, where each
+        active violation that carries points costs `severity_penalty[severity]`
+        fading linearly to 0 at its expiry, and each credited lesson gives
+        `lesson_credit` fading linearly to 0 over `expiry_days`.
+        """
+        span = policy.expiry_days * DAY_MS
+        penalty = sum(
+            policy.penalty(e.violation.severity) * min(1.0, max(0, e.expires_at - now) / span)
+            for e in self.entries.values() if e.penalised
+        )
+        credit = sum(policy.health.lesson_credit * min(1.0, max(0, ts + span - now) / span) for ts in self.lessons)
+        return int(min(1000, max(0, round(1000 - penalty + credit))))
+
+    def under_appeal(self) -> list[str]:
+        return sorted(vid for vid, e in self.entries.items() if e.appeal == "filed")
+
+    def level(self, policy: Policy) -> str:
+        return policy.ladder[self.step].level if self.step >= 0 else GOOD
+
+    def standing(self, now: int, policy: Policy) -> Standing:
+        return Standing(
+            actor=self.actor,
+            active_points=self.active_points(),
+            level=self.level(policy),
+            health=self.health(now, policy),
+            restrictions=list(self.restrictions),
+            ts=now,
+            under_appeal=self.under_appeal(),
+        )
+
+    # ---- what changes it ------------------------------------------------------------------
+
+    def add_violation(self, v: Violation, policy: Policy) -> list[Any]:
+        """Record a violation; if enforced, issue its immediate actions and climb the ladder."""
+        if v.violation_id in self.entries:
+            return []  # idempotent: the same violation twice changes nothing
+        now = v.detected_at
+        before = self.standing(now, policy)
+        self.entries[v.violation_id] = Entry(
+            v, points=v.points if v.enforced else 0, expires_at=now + int(policy.expiry_days * DAY_MS))
+        if not v.enforced:
+            return []  # shadow mode: recorded and appealable, nothing more
+        rule = policy.types[v.violation_type]
+        out: list[Any] = [self._immediate(kind, v) for kind in rule.immediate_actions]
+        out += self._settle(now, policy, [v.violation_id], v.violation_type, skip=rule.immediate_actions)
+        return out + self._standing_if_changed(before, now, policy)
+
+    def expire(self, now: int, policy: Policy) -> list[Any]:
+        """Drop violations (and lesson credits) whose time is up at `now`."""
+        span = int(policy.expiry_days * DAY_MS)
+        while self.lessons and self.lessons[0] + span <= now:
+            self.lessons.pop(0)
+        credit_span = policy.education_credit_days * DAY_MS
+        for vtype in [t for t, ts in self.credited.items() if ts + credit_span <= now]:
+            del self.credited[vtype]
+        gone = sorted((e.violation.detected_at, vid) for vid, e in self.entries.items() if e.expires_at <= now)
+        if not gone:
+            return []
+        before = self.standing(now, policy)
+        ids = [vid for _, vid in gone if self.entries[vid].in_force]
+        for _, vid in gone:
+            del self.entries[vid]
+        out = self._settle(now, policy, ids, f"{len(ids)} violation(s) expired after {policy.expiry_days:g} days")
+        return out + self._standing_if_changed(before, now, policy)
+
+    def file_appeal(self, event: AppealFiled, policy: Policy) -> list[Any]:
+        entry = self.entries[event.violation_id]
+        if entry.appeal:
+            raise Rejected("repeated_appeal", f"appeal {event.appeal_id}: violation {event.violation_id} "
+                                              f"already has an appeal ({entry.appeal})")
+        before = self.standing(event.ts, policy)
+        entry.appeal, entry.filed_at = "filed", event.ts
+        return self._standing_if_changed(before, event.ts, policy)
+
+    def decide_appeal(self, event: AppealDecided, policy: Policy) -> list[Any]:
+        """`overturned` removes the violation's points and restrictions; `upheld` keeps them."""
+        entry = self.entries[event.violation_id]
+        if entry.appeal in ("upheld", "overturned"):
+            raise Rejected("repeated_appeal", f"appeal {event.appeal_id}: violation {event.violation_id} "
+                                              f"was already decided ({entry.appeal})")
+        now = event.ts
+        before = self.standing(now, policy)
+        entry.appeal = event.decision
+        out: list[Any] = []
+        if event.decision == "overturned":
+            entry.points = 0
+            out += self._settle(now, policy, [event.violation_id],
+                                f"appeal {event.appeal_id} overturned {entry.violation.violation_type}")
+        out += self._standing_if_changed(before, now, policy)
+        v = entry.violation
+        out.append(AppealOutcome(
+            appeal_id=event.appeal_id, violation_id=v.violation_id, actor=self.actor,
+            violation_type=v.violation_type, detector=v.detector, outcome=event.decision,
+            confidence=v.confidence, enforced=v.enforced, features=evidence_features(v.evidence),
+            evidence=v.evidence, detected_at=v.detected_at, filed_at=entry.filed_at, decided_at=now,
+            reviewer_id=event.reviewer_id,
+        ))
+        return out
+
+    def complete_lesson(self, event: EducationCompleted, types: list[str], policy: Policy) -> list[Any]:
+        """Credit a lesson for each type it teaches that the actor has an active violation of.
+
+        At most once per type per `education_credit_days`; a lesson that earns no
+        credit changes nothing.
+        """
+        now = event.ts
+        before = self.standing(now, policy)
+        credited, reduced = False, []
+        for vtype in types:
+            if not self._lesson_counts(vtype, now, policy):
+                continue
+            self.credited[vtype] = now
+            credited = True
+            newest = max((e for e in self.entries.values() if e.penalised and e.points > 0
+                          and e.violation.violation_type == vtype),
+                         key=lambda e: (e.violation.detected_at, e.violation.violation_id), default=None)
+            if newest is not None:
+                newest.points -= min(policy.education_credit_points, newest.points)
+                reduced.append(newest.violation.violation_id)
+        if not credited:
+            return []
+        self.lessons.append(now)
+        out = self._settle(now, policy, reduced, f"lesson {event.module_id} completed")
+        return out + self._standing_if_changed(before, now, policy)
+
+    def _lesson_counts(self, vtype: str, now: int, policy: Policy) -> bool:
+        last = self.credited.get(vtype)
+        if last is not None and now - last < policy.education_credit_days * DAY_MS:
+            return False
+        return any(e.penalised and e.violation.violation_type == vtype for e in self.entries.values())
+
+    def idle(self, now: int, policy: Policy) -> bool:
+        """Nothing left worth keeping: no violation in its expiry window, no recent lesson credit."""
+        if self.entries:
+            return False
+        credit_span = policy.education_credit_days * DAY_MS
+        return all(ts + credit_span <= now for ts in self.credited.values())
+
+    # ---- the ladder -------------------------------------------------------------------------
+
+    def _settle(self, now: int, policy: Policy, cause_ids: list[str], cause: str,
+                skip: list[str] | tuple[str, ...] = ()) -> list[Action]:
+        """Recompute the step and restrictions; issue the actions of steps reached, or a reinstatement."""
+        points = self.active_points()
+        old_step, old_level, old_restrictions = self.step, self.level(policy), self.restrictions
+        self.step = policy.step_for(points)
+        self.restrictions = self._restrictions_in_force(policy)
+        out: list[Action] = []
+        if self.step > old_step:
+            ids = self._ids_behind_points()
+            kinds: list[str] = []
+            for rung in policy.ladder[old_step + 1:self.step + 1]:
+                kinds += [k for k in rung.actions if k not in kinds and k not in skip]
+            top = policy.ladder[self.step]
+            reason = f"{cause}: {points} active points reached level {top.level} (threshold {top.threshold})"
+            for kind in kinds:
+                out.append(self._action(kind, now, ids, points, reason + self._listings_note(kind, ids)))
+        # a climb may replace restrictions (suspension subsumes the rest): only a fall reinstates
+        lifted = [r for r in old_restrictions if r not in self.restrictions] if self.step <= old_step else []
+        if self.step < old_step or lifted:
+            reason = f"{cause}: active points now {points}, level {old_level} -> {self.level(policy)}"
+            if lifted:
+                reason += f"; lifted: {', '.join(lifted)}"
+            out.append(self._action("reinstatement", now, cause_ids, points, reason))
+        return out
+
+    def _restrictions_in_force(self, policy: Policy) -> tuple[str, ...]:
+        held = set(policy.ladder[self.step].restrictions) if self.step >= 0 else set()
+        for e in self.entries.values():
+            if e.in_force:
+                held.update(k for k in policy.types[e.violation.violation_type].immediate_actions
+                            if k in LASTING_ACTIONS)
+        return tuple(r for r in RESTRICTION_KINDS if r in held)
+
+    def _ids_behind_points(self) -> list[str]:
+        """The violations whose points are active, oldest first."""
+        return [vid for _, vid in sorted((e.violation.detected_at, vid)
+                                         for vid, e in self.entries.items() if e.points > 0)]
+
+    def _listings_note(self, kind: str, ids: list[str]) -> str:
+        if kind != "listing_removal":
+            return ""
+        listings: list[str] = []
+        for vid in ids:
+            listings += [x for x in listing_ids(self.entries[vid].violation.evidence) if x not in listings]
+        return f"; remove listings {_name_list(listings)}" if listings else "; no listing id in the evidence"
+
+    def _immediate(self, kind: str, v: Violation) -> Action:
+        reason = f"{v.violation_type}: {kind} at once by policy {v.policy_id}"
+        if kind == "listing_removal":
+            ids = listing_ids(v.evidence)
+            reason += f"; remove listing {_name_list(ids)}" if ids else "; no listing id in the evidence"
+        return self._action(kind, v.detected_at, [v.violation_id], self.active_points(), reason)
+
+    def _action(self, kind: str, ts: int, ids: list[str], points: int, reason: str) -> Action:
+        return Action(
+            action_id=action_id(self.actor, kind, ts, ids), actor=self.actor, action=kind,
+            active_points=points, violation_ids=ids, ts=ts, reason=reason,
+        )
+
+    def _standing_if_changed(self, before: Standing, now: int, policy: Policy) -> list[Standing]:
+        after = self.standing(now, policy)
+        same = (before.active_points, before.level, before.health, before.restrictions, before.under_appeal) == (
+            after.active_points, after.level, after.health, after.restrictions, after.under_appeal)
+        return [] if same else [after]
+
+
+@dataclass(slots=True)
+class LedgerShardState:
+    """Everything a ledger shard keeps; pickled into recovery snapshots."""
+
+    dedupe: Deduper
+    actors: dict[str, ActorLedger] = field(default_factory=dict)
+    # (ts, rank, id, item, arrived, first_arrived): items waiting to be applied
+    pending: list[tuple[int, int, str, Any, float, float]] = field(default_factory=list)
+    # (ts, actor, violation_id or ""): when an actor's record must be revisited (expiry, credit end)
+    due: list[tuple[int, str, str]] = field(default_factory=list)
+    clock: int = -(2**62)  # newest event time applied
+    swept_at: int = -(2**62)
+
+
+class LedgerShard:
+    """Orders a shard's violations and governance events by event time and applies them.
+
+    `release(None)` (replay, end of input) applies everything; an appeal whose
+    violation is unknown then is a dead letter. `release(t)` (run) applies what
+    arrived before wall-clock `t`; an appeal for a violation not seen yet is
+    retried for `unknown_appeal_wait_seconds` first, because the violation may
+    still be on its way from a detect step on another worker.
+    """
+
+    def __init__(self, policy: Policy, metrics: Metrics, *, dedupe_horizon_ms: int,
+                 resume: LedgerShardState | None = None, emit_appeal_outcomes: bool = False,
+                 unknown_appeal_wait_seconds: float = 60.0) -> None:
+        self.policy = policy
+        self.metrics = metrics
+        self.emit_appeal_outcomes = emit_appeal_outcomes
+        self.unknown_appeal_wait_seconds = unknown_appeal_wait_seconds
+        self.state = resume or LedgerShardState(dedupe=Deduper(dedupe_horizon_ms))
+
+    # ---- the ordering buffer ----------------------------------------------------------------
+
+    def add(self, item: Violation | Relayed | Event, arrived: float) -> None:
+        """Queue an item; duplicates of governance events are counted and dropped here."""
+        if isinstance(item, Violation):
+            self.state.pending.append((item.detected_at, 0, item.violation_id, item, arrived, arrived))
+            return
+        if isinstance(item, Relayed):  # tie-break copies of one id by their evidence, deterministically
+            v = item.violation
+            order = f"{v.violation_id}|{msgspec.json.encode(v.evidence).decode()}"
+            self.state.pending.append((v.detected_at, 0, order, item, arrived, arrived))
+            return
+        if self.state.dedupe.seen_before(item.event_id, item.ts):
+            self.metrics.duplicates_child(item.topic).inc()
+            return
+        self.state.pending.append((item.ts, _RANK[type(item)], item.event_id, item, arrived, arrived))
+
+    def release(self, arrived_before: float | None) -> list[Any]:
+        """Apply queued items that arrived before the time given (all if None), in event-time order."""
+        pending = self.state.pending
+        if arrived_before is None:
+            ready, self.state.pending = pending, []
+        else:
+            ready = [p for p in pending if p[4] < arrived_before]
+            self.state.pending = [p for p in pending if p[4] >= arrived_before]
+        ready.sort(key=lambda p: (p[0], p[1], p[2]))
+        out: list[Any] = []
+        for entry in ready:
+            out.extend(self._apply(entry, final=arrived_before is None))
+        return self._count(out)
+
+    def next_release(self) -> float | None:
+        """Wall-clock arrival time of the oldest queued item."""
+        return min((p[4] for p in self.state.pending), default=None)
+
+    # ---- applying one item ---------------------------------------------------------------------
+
+    def _apply(self, entry: tuple, final: bool) -> list[Any]:
+        ts, _rank, _id, item, arrived, first_arrived = entry
+        out = self._revisit_until(ts)
+        st = self.state
+        st.clock = max(st.clock, ts)
+        relayed = isinstance(item, Relayed)
+        if relayed:
+            item = item.violation
+        if isinstance(item, Violation):
+            ledger = self._ledger(item.actor)
+            if item.violation_id not in ledger.entries:
+                if relayed:
+                    out.append(item)
+                out += ledger.add_violation(item, self.policy)
+                heapq.heappush(st.due, (ledger.entries[item.violation_id].expires_at, item.actor, item.violation_id))
+        elif isinstance(item, EducationCompleted):
+            out += self._lesson(item)
+        elif self._violation_known(item) or final or arrived - first_arrived >= self.unknown_appeal_wait_seconds:
+            out += self._appeal(item)
+        else:  # run: the violation may still be on its way from another worker
+            st.pending.append((ts, _rank, _id, item, arrived + RETRY_EVERY_SECONDS, first_arrived))
+        self._evict_if_idle(item.actor, ts)
+        if st.clock - st.swept_at >= SWEEP_EVERY_MS:
+            st.swept_at = st.clock
+            st.dedupe.forget_older_than(st.clock - st.dedupe.horizon_ms)
+        return out
+
+    def _ledger(self, actor: str) -> ActorLedger:
+        ledger = self.state.actors.get(actor)
+        if ledger is None:
+            ledger = self.state.actors[actor] = ActorLedger(actor)
+        return ledger
+
+    def _violation_known(self, event: AppealFiled | AppealDecided) -> bool:
+        ledger = self.state.actors.get(event.actor)
+        return ledger is not None and event.violation_id in ledger.entries
+
+    def _appeal(self, event: AppealFiled | AppealDecided) -> list[Any]:
+        try:
+            if not self._violation_known(event):
+                raise self._unknown(event)
+            ledger = self.state.actors[event.actor]
+            if isinstance(event, AppealFiled):
+                records = ledger.file_appeal(event, self.policy)
+                self.metrics.appeals_child("filed", ledger.entries[event.violation_id].violation.violation_type).inc()
+                return records
+            return ledger.decide_appeal(event, self.policy)
+        except Rejected as rejected:
+            return [self._dead_letter(event, rejected)]
+
+    def _unknown(self, event: AppealFiled | AppealDecided) -> Rejected:
+        """Why an appeal's violation is not in its actor's record (only looked up on this rare path)."""
+        owner = next((a for a, ledger in self.state.actors.items() if event.violation_id in ledger.entries), None)
+        if owner is not None:
+            return Rejected("wrong_actor", f"appeal {event.appeal_id}: violation {event.violation_id} was issued "
+                                           f"to {owner}, not {event.actor}")
+        return Rejected("unknown_violation", f"appeal {event.appeal_id}: no violation {event.violation_id} was "
+                                             f"issued to {event.actor} in the last "
+                                             f"{self.policy.expiry_days:g} days")
+
+    def _lesson(self, event: EducationCompleted) -> list[Any]:
+        types = self.policy.types_teaching(event.module_id)
+        if not types:
+            known = sorted({r.education.module_id for r in self.policy.types.values()})
+            return [self._dead_letter(event, Rejected(
+                "unknown_module", f"lesson {event.module_id!r} is not a lesson of the policy; "
+                                  f"known: {', '.join(known)}"))]
+        ledger = self.state.actors.get(event.actor)
+        if ledger is None:
+            return []  # a lesson taken with nothing to credit: fine, nothing changes
+        records = ledger.complete_lesson(event, types, self.policy)
+        if records:
+            credit_end = event.ts + int(self.policy.education_credit_days * DAY_MS)
+            heapq.heappush(self.state.due, (credit_end, event.actor, ""))
+        return records
+
+    def _revisit_until(self, ts: int) -> list[Any]:
+        """Expire every violation and lesson credit of this shard that is due at or before `ts`."""
+        due, out = self.state.due, []
+        while due and due[0][0] <= ts:
+            at, actor, _vid = heapq.heappop(due)
+            ledger = self.state.actors.get(actor)
+            if ledger is not None:
+                out += ledger.expire(at, self.policy)
+                self._evict_if_idle(actor, at)
+        return out
+
+    def _evict_if_idle(self, actor: str, now: int) -> None:
+        ledger = self.state.actors.get(actor)
+        if ledger is not None and ledger.idle(now, self.policy):
+            del self.state.actors[actor]
+
+    def _dead_letter(self, event: Event, rejected: Rejected) -> DeadLetter:
+        return DeadLetter(
+            raw=msgspec.json.encode(event).decode(), error=rejected.error,
+            source=f"{event.topic}/{event.type}/{event.event_id}", ts=event.ts, reason=rejected.reason,
+        )
+
+    def _count(self, records: list[Any]) -> list[Any]:
+        for r in records:
+            if isinstance(r, Action):
+                self.metrics.actions_child(r.action).inc()
+            elif isinstance(r, Standing):
+                self.metrics.health_score.observe(r.health)
+                self.metrics.active_points.observe(r.active_points)
+            elif isinstance(r, DeadLetter):
+                self.metrics.dead_letters_child(r.reason).inc()
+            elif isinstance(r, AppealOutcome):
+                self.metrics.appeals_child(r.outcome, r.violation_type).inc()
+            elif isinstance(r, Violation):  # relayed: counted once, when written
+                self.metrics.violations_child(r.violation_type, r.detector, r.enforced).inc()
+        if self.emit_appeal_outcomes:
+            return records
+        return [r for r in records if not isinstance(r, AppealOutcome)]
+
+    def actors_held(self) -> int:
+        """Actors in state (for the state-size metric)."""
+        return len(self.state.actors)
+
+
+def example_violation(actor: str, violation_type: str, policy: Policy, *, ts: int, n: int = 0,
+                      evidence: dict[str, Any] | None = None, detector: str = "example_v1") -> Violation:
+    """A violation as the policy would issue it (for examples and tests)."""
+    from detectors.base import Signal
+    from pipeline.enforce.policy import violation_from
+
+    return violation_from(Signal(actor, violation_type, detector, f"example:{n}", ts, ts, ts, 0.9,
+                                 evidence or {}, "example"), policy)

@@ -1,0 +1,104 @@
+"""What every scenario (abuse or hard negative) is made of, and the helpers they share.
+
+A `Plan` is decided when the cast is built: the labels or hard-negative
+entries it stands for, and the scripts that act it out on the timeline.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from simulator.live import LiveSpec, live_id_for, stats_ticks
+from simulator.market import Market
+from simulator.population import Creator, Listing, Population, Seller
+from simulator.timeline import MINUTE, Script
+
+
+@dataclass(frozen=True)
+class Label:
+    actor: str
+    violation_type: str
+    evidence_ts: int
+
+    def as_dict(self) -> dict:
+        return {"actor": self.actor, "violation_type": self.violation_type, "evidence_ts": self.evidence_ts}
+
+
+@dataclass(frozen=True)
+class HardNegative:
+    actor: str
+    scenario: str
+
+    def as_dict(self) -> dict:
+        return {"actor": self.actor, "scenario": self.scenario}
+
+
+@dataclass
+class Plan:
+    """What one scenario puts on the timeline, and what it means."""
+
+    labels: list[Label] = field(default_factory=list)
+    hard_negatives: list[HardNegative] = field(default_factory=list)
+    scripts: list[tuple[int, Callable[[Market], Script]]] = field(default_factory=list)
+
+    def launch(self, m: Market) -> None:
+        for at, make in self.scripts:
+            m.tl.spawn(make(m), at=at)
+
+
+def spread(rng: random.Random, start: int, span: int, n: int) -> list[int]:
+    """`n` sorted times in [start, start + span], the first exactly at `start`."""
+    return [start] + sorted(start + rng.randint(1, max(1, span)) for _ in range(n - 1))
+
+
+def paced_times(rng: random.Random, start: int, n: int, gap_minutes: tuple[int, int]) -> list[int]:
+    """`n` times from `start`, one gap of `gap_minutes` apart after another."""
+    times = [start]
+    for _ in range(n - 1):
+        times.append(times[-1] + rng.randint(*gap_minutes) * MINUTE)
+    return times
+
+
+def every(times: list[int], act: Callable[[Market, int], None]) -> Callable[[Market], Script]:
+    """A plan script that does `act(market, k)` at the k-th of `times`."""
+
+    def script(m: Market) -> Script:
+        for k, t in enumerate(times):
+            yield t
+            act(m, k)
+
+    return script
+
+
+def take_over_listing(seller: Seller, rng: random.Random) -> Listing | None:
+    """One of the seller's ordinary listings for a scenario to take over (upkeep leaves it alone then)."""
+    own = [listing for listing in seller.listings if not listing.reserved]
+    if not own:
+        return None
+    listing = rng.choice(own)
+    listing.reserved = True
+    return listing
+
+
+def planned_live(pop: Population, creator: Creator, rng: random.Random, minutes: tuple[int, int]) -> LiveSpec:
+    """A LIVE of `creator` inside the abuse window, booked so its honest schedule avoids it."""
+    window = pop.window
+    duration = window.fit(rng.randint(*minutes) * MINUTE)
+    start = window.pick_start(rng, duration)
+    creator.planned.append((start, start + duration))
+    return LiveSpec(live_id=live_id_for(pop.seed, creator.creator_id, start), creator=creator, start=start,
+                    end=start + duration, peak=creator.peak_viewers * rng.lognormvariate(0.0, 0.35))
+
+
+def times_in_live(pop: Population, spec: LiveSpec, rng: random.Random, n: int) -> list[int]:
+    """`n` times in distinct stats intervals of the LIVE, after its first few minutes."""
+    ticks = stats_ticks(pop.seed, spec.live_id, spec.start, spec.end)
+    earliest = min(18, len(ticks) // 3)
+    chosen = sorted(rng.sample(range(earliest, len(ticks)), min(n, len(ticks) - earliest)))
+    return [ticks[k] - rng.randint(500, 7_000) for k in chosen]
+
+
+def is_blatant(rng: random.Random) -> bool:
+    return rng.random() < 0.45

@@ -18,6 +18,10 @@ from typing import Any, ClassVar, Generic, Protocol, Sequence, TypeVar
 
 S = TypeVar("S")
 
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
 
 @dataclass(frozen=True, slots=True)
 class Signal:
@@ -41,13 +45,28 @@ class Signal:
 
 
 class Detector(Protocol, Generic[S]):
-    """The shape of a detector (structural: detectors need not inherit it)."""
+    """The shape of a detector (structural: detectors need not inherit it).
+
+    `detectors.registry.register` checks it when the class registers.
+    """
 
     name: ClassVar[str]
-    """Permanent detector id, written into every violation it finds."""
+    """Permanent detector id, written into every violation it finds (`word_v1`; never renamed)."""
+
+    table: ClassVar[str]
+    """Its configuration table: `[detectors.TABLE]` in config/shopguard.toml."""
+
+    Config: ClassVar[type]
+    """The frozen msgspec struct that table is converted into (`__init__` takes one)."""
+
+    violation_types: ClassVar[tuple[str, ...]]
+    """The catalog types it can issue; the policy must price each one."""
 
     event_types: ClassVar[frozenset[type]]
     """The event classes this detector reads; others never reach it."""
+
+    idle_eviction_ms: int | None
+    """How long an entity's state outlives its last event (None: the job's `idle_eviction_seconds`)."""
 
     def entity(self, event: Any) -> str | None:
         """The key of the state this event updates (None: nothing to do)."""

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import msgspec
 
+from detectors.registry import register
 from detectors.base import CoolDown, Signal, clamp01
 from pipeline.contract.events import LiveComment, LiveEnded, LiveStats
 
@@ -120,6 +121,7 @@ class _Baseline:
     commenters_per_window: float
 
 
+@register
 class EngagementInflation:
     """Bought viewers, likes or followers on a LIVE.
 
@@ -145,6 +147,10 @@ class EngagementInflation:
 
     name: ClassVar[str] = "engagement_inflation_v1"
     violation_type: ClassVar[str] = "engagement_inflation"
+    violation_types: ClassVar[tuple[str, ...]] = (violation_type,)
+    table: ClassVar[str] = "engagement_inflation"
+    Config: ClassVar[type] = EngagementInflationConfig
+    idle_eviction_ms: ClassVar[int | None] = None  # the job's [job] idle_eviction_seconds
     event_types: ClassVar[frozenset[type]] = frozenset({LiveStats, LiveComment, LiveEnded})
 
     def __init__(self, config: EngagementInflationConfig) -> None:

@@ -28,6 +28,7 @@ from typing import ClassVar
 
 import msgspec
 
+from detectors.registry import register
 from detectors.base import CoolDown, Signal, clamp01
 from pipeline.contract.events import OrderPlaced, OrderRefunded
 
@@ -154,6 +155,7 @@ class _Ring:
     shared: dict[str, tuple[int, int]]  # identifier -> (orders, distinct buyers), shared ones only
 
 
+@register
 class OrderBrushing:
     """Bursts of orders from new buyer accounts that share devices, payment or addresses.
 
@@ -179,6 +181,10 @@ class OrderBrushing:
 
     name: ClassVar[str] = "order_brushing_v1"
     violation_type: ClassVar[str] = "order_brushing"
+    violation_types: ClassVar[tuple[str, ...]] = (violation_type,)
+    table: ClassVar[str] = "order_brushing"
+    Config: ClassVar[type] = OrderBrushingConfig
+    idle_eviction_ms: ClassVar[int | None] = None  # the job's [job] idle_eviction_seconds
     event_types: ClassVar[frozenset[type]] = frozenset({OrderPlaced, OrderRefunded})
 
     def __init__(self, config: OrderBrushingConfig) -> None:

@@ -156,6 +156,9 @@ def _checked(cls: type) -> Registration:
     struct = config_type.__struct_config__
     if not (struct.frozen and struct.forbid_unknown_fields):
         fail("`Config` must be frozen and forbid unknown fields (a typo in the config must stop the job)")
+    idle = need("idle_eviction_ms", "how long idle entity state is kept, in ms; None for the job's default")
+    if idle is not None and not (isinstance(idle, int) and idle > 0):
+        fail("`idle_eviction_ms` must be None or a positive int of milliseconds")
     for method in ("entity", "on_event"):
         if not callable(getattr(cls, method, None)):
             fail(f"missing method `{method}`")

@@ -30,6 +30,7 @@ from typing import ClassVar
 
 import msgspec
 
+from detectors.registry import register
 from detectors.base import CoolDown, Signal, clamp01, forget_before, remember_recent
 from pipeline.contract.events import AccountLogin, PayoutChanged
 
@@ -88,6 +89,7 @@ class ActorAccess:
 _RECENT = 4  # unfamiliar sign-ins and payout changes kept per actor
 
 
+@register
 class AccountTakeover:
     """A sign-in from an unknown device and country, then a payout change.
 
@@ -110,6 +112,10 @@ class AccountTakeover:
 
     name: ClassVar[str] = "account_takeover_v1"
     violation_type: ClassVar[str] = "account_takeover"
+    violation_types: ClassVar[tuple[str, ...]] = (violation_type,)
+    table: ClassVar[str] = "account_takeover"
+    Config: ClassVar[type] = AccountTakeoverConfig
+    idle_eviction_ms: int | None = None  # set from `known_device_days`: known devices matter for months
     event_types: ClassVar[frozenset[type]] = frozenset({AccountLogin, PayoutChanged})
 
     def __init__(self, config: AccountTakeoverConfig) -> None:
@@ -345,6 +351,7 @@ class IdentifierUse:
     cooldown: CoolDown = field(default_factory=lambda: CoolDown(0))
 
 
+@register
 class LinkedAccounts:
     """An account that uses a suspended account's device or payout account: ban evasion.
 
@@ -385,6 +392,10 @@ class LinkedAccounts:
 
     name: ClassVar[str] = "linked_accounts_v1"
     violation_type: ClassVar[str] = "linked_accounts"
+    violation_types: ClassVar[tuple[str, ...]] = (violation_type,)
+    table: ClassVar[str] = "linked_accounts"
+    Config: ClassVar[type] = LinkedAccountsConfig
+    idle_eviction_ms: ClassVar[int | None] = None  # the job's [job] idle_eviction_seconds
     # Reads no contract event directly (so no detect step builds it): its input is `IdentifierNote`.
     event_types: ClassVar[frozenset[type]] = frozenset()
 

@@ -47,6 +47,7 @@ from typing import Any, ClassVar, Iterable, NamedTuple, Sequence
 
 import msgspec
 
+from detectors.registry import register
 from detectors.base import CoolDown, Signal, clamp01
 from pipeline.contract.events import ListingCreated, ListingUpdated, LiveComment, LiveStarted, LiveTranscript
 
@@ -590,6 +591,7 @@ class ProhibitedListingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields
     cooldown_seconds: float
 
 
+@register
 class ProhibitedListing(_TextDetector):
     """An item the marketplace does not allow, named in a listing title, disguised or not.
 
@@ -615,6 +617,10 @@ class ProhibitedListing(_TextDetector):
 
     name: ClassVar[str] = "prohibited_listing_v1"
     violation_type: ClassVar[str] = "prohibited_listing"
+    violation_types: ClassVar[tuple[str, ...]] = (violation_type,)
+    table: ClassVar[str] = "prohibited_listing"
+    Config: ClassVar[type] = ProhibitedListingConfig
+    idle_eviction_ms: ClassVar[int | None] = None  # the job's [job] idle_eviction_seconds
     event_types: ClassVar[frozenset[type]] = frozenset({ListingCreated, ListingUpdated})
 
     def __init__(self, config: ProhibitedListingConfig) -> None:
@@ -722,6 +728,7 @@ class OffPlatformSolicitationConfig(msgspec.Struct, frozen=True, forbid_unknown_
 _EMAIL_END = ("com", "net", "org", "co", "io", "me", "info", "biz", "us", "uk")
 
 
+@register
 class OffPlatformSolicitation(_TextDetector):
     """Steering buyers to pay or talk outside the platform, by a host or in a listing title.
 
@@ -749,6 +756,10 @@ class OffPlatformSolicitation(_TextDetector):
 
     name: ClassVar[str] = "off_platform_solicitation_v1"
     violation_type: ClassVar[str] = "off_platform_solicitation"
+    violation_types: ClassVar[tuple[str, ...]] = (violation_type,)
+    table: ClassVar[str] = "off_platform_solicitation"
+    Config: ClassVar[type] = OffPlatformSolicitationConfig
+    idle_eviction_ms: ClassVar[int | None] = None  # the job's [job] idle_eviction_seconds
     event_types: ClassVar[frozenset[type]] = frozenset(
         {ListingCreated, ListingUpdated, LiveTranscript, LiveComment, LiveStarted})
 
@@ -944,6 +955,7 @@ class _Rule:
     unless: PhraseMatcher
 
 
+@register
 class MisleadingClaims(_TextDetector):
     """Medical, weight-loss, earnings or certification claims a host or a listing may not make.
 
@@ -967,6 +979,10 @@ class MisleadingClaims(_TextDetector):
 
     name: ClassVar[str] = "misleading_claims_v1"
     violation_type: ClassVar[str] = "misleading_claims"
+    violation_types: ClassVar[tuple[str, ...]] = (violation_type,)
+    table: ClassVar[str] = "misleading_claims"
+    Config: ClassVar[type] = MisleadingClaimsConfig
+    idle_eviction_ms: ClassVar[int | None] = None  # the job's [job] idle_eviction_seconds
     event_types: ClassVar[frozenset[type]] = frozenset(
         {ListingCreated, ListingUpdated, LiveTranscript, LiveComment, LiveStarted})
 

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from detectors.models.config import ModelsConfig
+from detectors.registry import registry
 from pipeline.errors import ConfigError, validation_message
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -91,6 +93,10 @@ class WorkbenchConfig(_Section):
     actors: dict[str, str] = {}
 
 
+# `[detectors.*]`: one typed table per registered detector (`detectors/registry.py`).
+DetectorsConfig = registry().config_struct()
+
+
 class Config(_Section):
     job: JobConfig
     source: SourceConfig
@@ -98,20 +104,10 @@ class Config(_Section):
     metrics: MetricsConfig
     recovery: RecoveryConfig
     kafka: KafkaConfig
-    detectors: dict[str, dict[str, Any]]
-    models: dict[str, dict[str, Any]] = {}  # [models.*] tables, typed by detectors.models.models_config
+    detectors: DetectorsConfig
+    models: ModelsConfig
     policy_path: str = ""
     workbench: WorkbenchConfig = msgspec.field(default_factory=WorkbenchConfig)
-
-    def detector_config(self, name: str, config_type: type) -> Any:
-        """The typed config of one detector, from its `[detectors.NAME]` table."""
-        table = self.detectors.get(name)
-        if table is None:
-            raise ConfigError(f"config: missing table [detectors.{name}]; copy it from {DEFAULT_CONFIG}")
-        try:
-            return msgspec.convert(table, config_type)
-        except msgspec.ValidationError as err:
-            raise ConfigError(f"config: {validation_message(err, table, f'detectors.{name}')}") from None
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def validation_message(err: Exception, data: Any = None, prefix: str = "",
         message = f"expected one of {', '.join(values)}" if values else "not an allowed value"
     else:
         message = message.split(", got `")[0].replace("Expected", "expected", 1)
-    suffix = "" if got is _MISSING else f", got {got!r}"
+    suffix = "" if got is _MISSING or isinstance(got, dict) else f", got {got!r}"  # a table: its key says it
     return f"key `{key}`: {message}{suffix}" if key else f"{message}{suffix}"
 
 

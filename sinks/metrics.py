@@ -114,6 +114,10 @@ class Metrics:
             "kafka_consumer_lag_messages", "Messages behind the partition's high watermark, by topic.",
             ["topic"], namespace=NAMESPACE, registry=r,
         )
+        self.detector_errors = Counter(
+            "detector_errors", "Events a detector raised an error on (dead-lettered with reason detector_error).",
+            ["detector"], namespace=NAMESPACE, registry=r,
+        )
         self.input_records = Counter(
             "input_records", "Records read from the source (valid or not), by source kind.",
             ["source"], namespace=NAMESPACE, registry=r,
@@ -149,6 +153,10 @@ class Metrics:
     @lru_cache(maxsize=None)
     def appeals_child(self, outcome: str, violation_type: str):
         return self.appeals.labels(outcome, violation_type)
+
+    @lru_cache(maxsize=None)
+    def detector_errors_child(self, detector: str):
+        return self.detector_errors.labels(detector)
 
     @lru_cache(maxsize=None)
     def review_child(self, model: str):

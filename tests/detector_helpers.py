@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from detectors import REGISTRY
+from detectors.registry import registry
 from pipeline.config import load
 
 
 def shipped(name: str, **overrides: Any):
     """The detector `name` configured exactly as config/shopguard.toml ships it (plus overrides)."""
-    cls, config_type = REGISTRY[name]
     config = load(None, {"detectors": {name: overrides}} if overrides else None)
-    return cls(config.detector_config(name, config_type))
+    return registry()[name].build(getattr(config.detectors, name))
 
 
 def feed(detector, events: Iterable[Any], states: dict | None = None) -> list:

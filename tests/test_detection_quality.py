@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.enforce.policy import CATALOG
+from detectors.registry import registry
 from analysis.scoring import format_scores, score
 from simulator import SimConfig, write
 from tests.conftest import read_jsonl, replay
@@ -38,7 +38,7 @@ def run(request, tmp_path_factory):
 def test_every_catalog_type_meets_precision_and_recall(run):
     scores = score(run["violations"], run["labels"])
     table = format_scores(scores)
-    assert set(CATALOG) <= set(scores), f"types never labelled or found:\n{table}"
+    assert set(registry().catalog) <= set(scores), f"types never labelled or found:\n{table}"
     weak = {t: (round(s.precision, 2), round(s.recall, 2), s.false_positive_actors[:5], s.missed_actors[:5])
             for t, s in scores.items() if s.precision < 0.95 or s.recall < 0.95}
     assert not weak, f"{run['name']}:\n{table}\n{weak}"

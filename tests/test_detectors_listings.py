@@ -13,8 +13,8 @@ import random
 
 import pytest
 
-from detectors import REGISTRY
-from detectors.listings import ALL_LISTINGS, brand_key
+from detectors.registry import registry
+from detectors.pricing.levels import ALL_LISTINGS, brand_key
 from pipeline.contract.events import ListingCreated, ListingUpdated
 from tests.detector_helpers import feed, shipped
 
@@ -64,7 +64,7 @@ def run(name, events, **overrides):
 
 @pytest.mark.parametrize("name", ["price_gouging", "fake_discount", "counterfeit_listing"])
 def test_detectors_are_registered_and_keyed_by_category(name):
-    cls, _ = REGISTRY[name]
+    cls = registry()[name].cls
     det = shipped(name)
     assert det.violation_type == name and det.name == f"{name}_v1"
     assert det.entity(upsert("L1", 9.0, minute=0, category="toys")) == "toys"

@@ -325,6 +325,6 @@ def test_linking_state_survives_pickling():
 
 
 def test_no_detect_step_builds_the_linked_accounts_detector():
-    from detectors import REGISTRY
+    from detectors.registry import registry
 
-    assert REGISTRY["linked_accounts"][0] is LinkedAccounts and LinkedAccounts.event_types == frozenset()
+    assert registry()["linked_accounts"].cls is LinkedAccounts and LinkedAccounts.event_types == frozenset()

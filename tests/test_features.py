@@ -1,4 +1,4 @@
-"""Per-actor behaviour features (detectors/features.py): what they say, when they are emitted, what they keep."""
+"""Per-actor behaviour features (detectors/models/features.py): what they say, when they are emitted, what they keep."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pickle
 import msgspec
 import pytest
 
-from detectors.features import (
-    CREATOR_FEATURES, FEATURE_KIND, RISK_SIDE, SELLER_FEATURES, ActorFeatures, ActorFeatureShard, feature_key,
-    load_features_config,
-)
+from detectors.models.config import shipped_models_config
+from detectors.models.features import CREATOR_FEATURES, FEATURE_KIND, RISK_SIDE, SELLER_FEATURES, ActorFeatures
+from pipeline.engine.detect import FeatureShard, feature_key
+from sinks.metrics import Metrics
 from pipeline.contract.events import (
     AccountLogin, ListingCreated, ListingUpdated, LiveComment, LiveEnded, LiveStats, LiveTranscript, OrderPlaced,
     OrderRefunded, PayoutChanged,
@@ -78,7 +78,7 @@ def run(events, **overrides):
 
 
 def configured(**overrides):
-    return msgspec.structs.replace(load_features_config(), **overrides)
+    return msgspec.structs.replace(shipped_models_config().features, **overrides)
 
 
 def last(updates, actor="seller:S1"):
@@ -259,9 +259,19 @@ def test_a_late_event_updates_the_counts_without_a_rescore():
 # ---- the shard: dedupe, lateness, eviction, bounds, recovery -------------------------------------------
 
 
-def shard(**overrides):
-    return ActorFeatureShard(ActorFeatures(configured(**overrides)), allowed_lateness_ms=300_000,
-                             dedupe_horizon_ms=7_200_000)
+class shard:
+    """A feature shard as the `actor_features` step runs it, fed one batch at a time."""
+
+    def __init__(self, resume=None, **overrides):
+        self.shard = FeatureShard(ActorFeatures(configured(**overrides)), Metrics(), allowed_lateness_ms=300_000,
+                                  dedupe_horizon_ms=7_200_000, resume=resume)
+        self.state, self.features = self.shard.state, self.shard.features
+
+    def process(self, events):
+        return self.shard.on_batch([list(events)], now=0.0)
+
+    def keys_held(self):
+        return self.shard.keys_held()
 
 
 def test_the_shard_drops_redeliveries_and_too_late_events():
@@ -295,8 +305,7 @@ def test_state_survives_pickling_and_continues_exactly():
     events = steady_seller() + [login(10), login(200, device="x")] + live(40)
     a, b = shard(), shard()
     first = a.process(events[:150])
-    resumed = ActorFeatureShard(ActorFeatures(configured()), allowed_lateness_ms=300_000,
-                                dedupe_horizon_ms=7_200_000, resume=pickle.loads(pickle.dumps(a.state)))
+    resumed = shard(resume=pickle.loads(pickle.dumps(a.state)))
     assert first + resumed.process(events[150:]) == b.process(events)
 
 

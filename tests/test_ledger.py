@@ -1,6 +1,6 @@
 """The enforcement ledger: points, expiry, the ladder, appeals, lessons, health, shadow mode.
 
-Unit tests drive `ActorLedger` / `LedgerShard` with fixed violations and
+Unit tests drive `ActorLedger` / `pipeline.engine.ordered.LedgerShard` with fixed violations and
 governance events; end-to-end tests replay small NDJSON files through the real
 flow (bursts of near-duplicate listings trigger `listing_spam`).
 """
@@ -17,7 +17,9 @@ import pytest
 
 from pipeline.config import DEFAULT_POLICY
 from pipeline.contract.events import AppealDecided, AppealFiled, EducationCompleted
-from pipeline.enforce.ledger import DAY_MS, ActorLedger, AppealOutcome, LedgerShard, example_violation
+from pipeline.contract.records import AppealOutcome
+from pipeline.engine.ordered import LedgerShard
+from pipeline.enforce.ledger import DAY_MS, ActorLedger, Ledger, example_violation
 from pipeline.enforce.policy import load_policy
 from pipeline.contract.records import Action, DeadLetter, Standing
 from sinks.metrics import Metrics
@@ -69,8 +71,25 @@ def lesson(ts, module="edu-order-integrity", actor="seller:S1"):
     return EducationCompleted(event_id=f"l-{actor}-{module}-{ts}", ts=ts, actor=actor, module_id=module)
 
 
-def shard(policy=POLICY, **kw) -> LedgerShard:
-    return LedgerShard(policy, Metrics(), dedupe_horizon_ms=DAY_MS, **kw)
+class shard:
+    """One shard of the `ledger` step as the dataflow runs it: items added with their (wall-clock)
+    arrival, applied in event-time order by `release`."""
+
+    def __init__(self, policy=POLICY, resume=None, emit_appeal_outcomes=False, **kw):
+        self.metrics = Metrics()
+        ledger = Ledger(policy, self.metrics, emit_appeal_outcomes=emit_appeal_outcomes)
+        self.shard = LedgerShard(ledger, self.metrics, hold_seconds=None, dedupe_horizon_ms=DAY_MS, resume=resume,
+                                 **kw)
+        self.state = self.shard.state
+
+    def add(self, item, arrived):
+        assert self.shard.receive([item], arrived) == []
+
+    def release(self, arrived_before):
+        return self.shard.release(arrived_before)
+
+    def next_release(self):
+        return self.shard.order.oldest()
 
 
 def run(items, policy=POLICY, **kw) -> list:
@@ -190,8 +209,8 @@ def test_expired_actors_are_forgotten_so_state_stays_bounded():
         s.add(violation(actor=f"seller:S{i}", ts=T0 + i * 1000), 0.0)
     s.add(violation(actor="seller:late", ts=T0 + 100 * DAY_MS), 0.0)
     s.release(None)
-    assert set(s.state.actors) == {"seller:late"}
-    assert len(s.state.due) == 1
+    assert set(s.state.ledger.actors) == {"seller:late"}
+    assert len(s.state.ledger.due) == 1
 
 
 # ---- appeals -----------------------------------------------------------------------------------------
@@ -287,7 +306,7 @@ def test_in_run_an_appeal_for_a_violation_that_never_comes_is_dead_lettered_afte
         out = s.release(arrived_before=now)
     assert [d.reason for d in of(out, DeadLetter)] == ["unknown_violation"]
     assert 30 <= now <= 40
-    assert s.state.pending == []
+    assert s.state.order.pending == []
 
 
 # ---- lessons -----------------------------------------------------------------------------------------
@@ -393,7 +412,7 @@ def test_shard_state_survives_pickling_mid_stream():
     s.add(v, 0.0)
     s.add(filed(v, T0 + 1), 1.0)
     first = s.release(arrived_before=0.5)
-    resumed = LedgerShard(POLICY, Metrics(), dedupe_horizon_ms=DAY_MS, resume=pickle.loads(pickle.dumps(s.state)))
+    resumed = shard(resume=pickle.loads(pickle.dumps(s.state)))
     rest = resumed.release(None)
     assert actions(first) == [("warning", 12)]
     assert last_standing(rest).under_appeal == [v.violation_id]

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-from pipeline.enforce.links import _Expiring
+import pickle
+
+from pipeline.engine.links import _ExpiringShard
 
 HOUR = 3_600_000
 
 
+def until(state):
+    return state["until"]
+
+
 def test_expired_states_are_dropped_in_place_so_held_references_stay_valid():
-    shard = _Expiring(lambda state: state["until"], None)
-    held = shard.states
+    shard = _ExpiringShard(until, None)
+    held = shard.state.states.states
     held["old"] = {"until": 1 * HOUR}
     held["new"] = {"until": 10 * HOUR}
     shard.advance(5 * HOUR)
     held["later"] = {"until": 20 * HOUR}  # written through the reference taken before the sweep
-    assert set(shard.states) == {"new", "later"}
+    assert set(shard.state.states.states) == {"new", "later"}
 
 
 def test_state_survives_a_snapshot():
-    shard = _Expiring(lambda state: state["until"], None)
-    shard.states["a"] = {"until": 9 * HOUR}
+    shard = _ExpiringShard(until, None)
+    shard.state.states.put("a", {"until": 9 * HOUR})
     shard.advance(2 * HOUR)
-    restored = _Expiring(lambda state: state["until"], shard.snapshot())
-    assert (restored.states, restored.watermark, restored.swept_at) == (shard.states, 2 * HOUR, shard.swept_at)
+    restored = _ExpiringShard(until, pickle.loads(pickle.dumps(shard.snapshot())))
+    assert restored.state.states.states == shard.state.states.states
+    assert (restored.state.clock.watermark, restored.state.clock.swept_at) == (2 * HOUR, shard.state.clock.swept_at)

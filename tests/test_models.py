@@ -1,4 +1,4 @@
-"""Online models (detectors/models.py): anomaly scores to the review queue, learning from appeals, drift."""
+"""Online models (detectors/models/): anomaly scores to the review queue, learning from appeals, drift."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from collections import defaultdict
 import msgspec
 import pytest
 
-from detectors.features import ActorFeatures, ActorFeatureShard, FeatureUpdate, feature_key
-from detectors.models import (
-    APPEAL_MODEL, AnomalyModel, AppealClassifier, DriftMonitor, OnlineModels, models_config,
-)
+from detectors.models.anomaly import AnomalyModel
+from detectors.models.appeals import APPEAL_MODEL, AppealClassifier
+from detectors.models.config import ModelsConfig
+from detectors.models.drift import DriftMonitor
+from detectors.models.features import ActorFeatures, FeatureUpdate
+from detectors.models.online import OnlineModels
 from pipeline.config import DEFAULT_CONFIG, read_toml
-from pipeline.errors import ConfigError
 from pipeline.contract.events import AppealDecided, OrderPlaced
-from pipeline.enforce.ledger import AppealOutcome
-from pipeline.contract.records import Education, ReviewEntry, Violation
+from pipeline.contract.records import AppealOutcome, Education, ReviewEntry, Violation
+from pipeline.engine.detect import FeatureShard, feature_key
+from pipeline.errors import ConfigError, validation_message
 from sinks.metrics import Metrics
 
 T0 = 1_793_491_200_000
@@ -28,6 +30,14 @@ def config(**tables):
     """The shipped [models.*] tables with some keys changed, e.g. config(anomaly={"warmup_updates": 500})."""
     shipped = read_toml(DEFAULT_CONFIG)["models"]
     return models_config({name: {**table, **tables.get(name, {})} for name, table in shipped.items()})
+
+
+def models_config(tables: dict) -> ModelsConfig:
+    """`[models]` converted as the job's config loader does, with its error messages."""
+    try:
+        return msgspec.convert(tables, ModelsConfig)
+    except msgspec.ValidationError as err:
+        raise ConfigError(f"config: {validation_message(err, tables, 'models')}") from None
 
 
 # ---- a small marketplace of honest shops, and a ring ---------------------------------------------
@@ -72,15 +82,15 @@ def ring_history(seller="RING"):
 
 def updates_of(events):
     features_cfg = config().features
-    shards: dict[str, ActorFeatureShard] = {}
+    shards: dict[str, FeatureShard] = {}
     out = []
     for event in events:
         key = feature_key(event, 8)
         shard = shards.get(key)
         if shard is None:
-            shard = shards[key] = ActorFeatureShard(ActorFeatures(features_cfg), allowed_lateness_ms=300_000,
-                                                    dedupe_horizon_ms=7_200_000)
-        out += shard.process([event])
+            shard = shards[key] = FeatureShard(ActorFeatures(features_cfg), Metrics(), allowed_lateness_ms=300_000,
+                                               dedupe_horizon_ms=7_200_000)
+        out += shard.on_batch([[event]], now=0.0)
     return out
 
 
@@ -384,15 +394,15 @@ def test_anomaly_scores_and_review_entries_are_exported(market):
 
 def test_config_errors_name_the_table_and_key():
     shipped = read_toml(DEFAULT_CONFIG)["models"]
-    with pytest.raises(ConfigError, match=r"\[models.anomaly\]: unknown key `treshold`"):
+    with pytest.raises(ConfigError, match=r"unknown key `models.anomaly.treshold`"):
         models_config({**shipped, "anomaly": {**shipped["anomaly"], "treshold": 0.9}})
-    with pytest.raises(ConfigError, match=r"\[models.anomaly\]: key `detector`"):
+    with pytest.raises(ConfigError, match=r"key `models.anomaly.detector`: not an allowed value"):
         models_config({**shipped, "anomaly": {**shipped["anomaly"], "detector": "forest"}})
-    with pytest.raises(ConfigError, match=r"unknown table \[models.anomly\]"):
+    with pytest.raises(ConfigError, match=r"unknown key `models.anomly`"):
         models_config({**shipped, "anomly": {}})
-    with pytest.raises(ConfigError, match=r"\[models.anomaly\]: key `threshold_quantile`: Expected `float` < 1"):
+    with pytest.raises(ConfigError, match=r"key `models.anomaly.threshold_quantile`: expected `float` < 1.0, got 1.5"):
         models_config({**shipped, "anomaly": {**shipped["anomaly"], "threshold_quantile": 1.5}})
-    with pytest.raises(ConfigError, match=r"key `review_types`: 'fake_discounts' is not a violation type"):
+    with pytest.raises(ConfigError, match=r"review_types: 'fake_discounts' is not a violation type"):
         models_config({**shipped, "appeal_classifier": {**shipped["appeal_classifier"],
                                                         "review_types": ["fake_discounts"]}})
 

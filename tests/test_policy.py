@@ -12,7 +12,8 @@ from detectors.base import Signal
 from pipeline.cli.main import main
 from pipeline.config import DEFAULT_POLICY
 from pipeline.errors import ConfigError
-from pipeline.enforce.policy import CATALOG, PolicyError, load_policy, parse_policy, violation_from
+from detectors.registry import registry
+from pipeline.enforce.policy import PolicyError, load_policy, parse_policy, violation_from
 from tests.test_ledger import write_policy
 
 DEFAULT = tomllib.loads(DEFAULT_POLICY.read_text())
@@ -29,7 +30,7 @@ def check(edit) -> str:
 
 def test_the_default_policy_follows_marketplace_practice():
     policy = load_policy()
-    assert set(policy.types) == set(CATALOG)
+    assert set(policy.types) == set(registry().catalog)
     assert policy.expiry_days == 90
     assert [(s.threshold, s.level) for s in policy.ladder] == [
         (12, "warning"), (24, "restricted"), (36, "payout_hold"), (48, "suspended")]
@@ -40,7 +41,7 @@ def test_the_default_policy_follows_marketplace_practice():
     assert policy.types["counterfeit_listing"].immediate_actions == ["listing_removal"]
     assert policy.types["prohibited_listing"].immediate_actions == ["listing_removal"]
     assert all(rule.enforced for rule in policy.types.values())
-    assert len({rule.education.module_id for rule in policy.types.values()}) == len(CATALOG)
+    assert len({rule.education.module_id for rule in policy.types.values()}) == len(registry().catalog)
 
 
 def test_every_key_of_the_default_policy_is_documented():

@@ -435,10 +435,6 @@ def test_paced_follows_event_time_at_the_speedup():
         list(paced(events, 0.0))
 
 
-def test_default_config_size_and_speed():
-    started = time.process_time()  # CPU time: other processes on the machine do not count
-    count = sum(1 for _ in iter_events(SimConfig()))
-    seconds = time.process_time() - started
-    print(f"\ndefault config: {count} events in {seconds:.2f} CPU s = {count / seconds:,.0f} events/s")
-    assert 150_000 <= count <= 300_000
-    assert count / seconds > 100_000  # ~200k/s on the 2-core dev machine
+def test_default_config_size():
+    # Its speed is the benchmark's to measure (bench/bench.py), not a timed unit test's.
+    assert 150_000 <= sum(1 for _ in iter_events(SimConfig())) <= 300_000

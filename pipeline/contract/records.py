@@ -71,6 +71,51 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     reason: str  # extension: a short machine label (the metric's `reason`)
 
 
+class AppealOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """A decided appeal: a reviewer's label on one violation, for the online models.
+
+    Internal: the ledger publishes it on its output stream (when built with
+    `emit_appeal_outcomes=True`); it is never written to an output.
+    `features` are the numeric facts of the evidence (lists by their length),
+    ready for a model; `evidence` is the violation's evidence as issued.
+    """
+
+    appeal_id: str
+    violation_id: str
+    actor: str
+    violation_type: str
+    detector: str
+    outcome: str  # "overturned" (the violation was wrong) or "upheld"
+    confidence: float
+    enforced: bool
+    features: dict[str, float]
+    evidence: dict[str, Any]
+    detected_at: int
+    filed_at: int | None
+    decided_at: int
+    reviewer_id: str
+
+
+def evidence_features(evidence: dict[str, Any]) -> dict[str, float]:
+    """Numeric facts of a violation's evidence: numbers, flags as 0/1, lists by length.
+
+    >>> evidence_features({"duplicates": 6, "matched_on": "img", "exact": True, "listing_ids": ["a", "b"]})
+    {'duplicates': 6.0, 'exact': 1.0, 'listing_ids_count': 2.0}
+    """
+    out: dict[str, float] = {}
+    for key, value in evidence.items():
+        if isinstance(value, bool):
+            out[key] = 1.0 if value else 0.0
+        elif isinstance(value, (int, float)):
+            out[key] = float(value)
+        elif isinstance(value, (list, tuple)):
+            out[f"{key}_count"] = float(len(value))
+    return out
+
+
+# ---- learning from appeals ----------------------------------------------------------------------
+
+
 OutputRecord = Violation | Action | ReviewEntry | Standing | DeadLetter
 
 # record type -> (file name in the output folder, Kafka topic)

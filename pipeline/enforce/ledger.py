@@ -58,47 +58,17 @@ from typing import Any
 
 import msgspec
 
-from pipeline.engine.detect import Deduper
 from pipeline.contract.events import AppealDecided, AppealFiled, EducationCompleted, Event
+from pipeline.contract.records import Action, AppealOutcome, DeadLetter, Standing, Violation, evidence_features
 from pipeline.enforce.policy import LASTING_ACTIONS, RESTRICTION_KINDS, Policy
-from pipeline.contract.records import Action, DeadLetter, Standing, Violation
 from sinks.metrics import Metrics
 
 DAY_MS = 86_400_000
 GOOD = "good"
-# `run` only: an appeal whose violation has not reached the ledger yet is
-# retried this often (wall clock) for up to `unknown_appeal_wait_seconds`.
-RETRY_EVERY_SECONDS = 5.0
-SWEEP_EVERY_MS = 60_000
 
 # Order of items with the same event time: the violation before its appeal,
 # a filing before its decision.
-_RANK = {Violation: 0, AppealFiled: 1, AppealDecided: 2, EducationCompleted: 3}
-
-
-class AppealOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """A decided appeal: a reviewer's label on one violation, for the online models.
-
-    Internal: the ledger publishes it on its output stream (when built with
-    `emit_appeal_outcomes=True`); it is not part of any output file.
-    `features` are the numeric facts of the evidence (lists by their length),
-    ready for a model; `evidence` is the violation's evidence as issued.
-    """
-
-    appeal_id: str
-    violation_id: str
-    actor: str
-    violation_type: str
-    detector: str
-    outcome: str  # "overturned" (the violation was wrong) or "upheld"
-    confidence: float
-    enforced: bool
-    features: dict[str, float]
-    evidence: dict[str, Any]
-    detected_at: int
-    filed_at: int | None
-    decided_at: int
-    reviewer_id: str
+RANK = {Violation: 0, AppealFiled: 1, AppealDecided: 2, EducationCompleted: 3}
 
 
 class Relayed(msgspec.Struct, frozen=True):
@@ -139,23 +109,6 @@ def listing_ids(evidence: dict[str, Any]) -> list[str]:
     if isinstance(many, list):
         ids += [x for x in many if isinstance(x, str) and x not in ids]
     return ids
-
-
-def evidence_features(evidence: dict[str, Any]) -> dict[str, float]:
-    """Numeric facts of a violation's evidence: numbers, flags as 0/1, lists by length.
-
-    >>> evidence_features({"duplicates": 6, "matched_on": "img", "exact": True, "listing_ids": ["a", "b"]})
-    {'duplicates': 6.0, 'exact': 1.0, 'listing_ids_count': 2.0}
-    """
-    out: dict[str, float] = {}
-    for key, value in evidence.items():
-        if isinstance(value, bool):
-            out[key] = 1.0 if value else 0.0
-        elif isinstance(value, (int, float)):
-            out[key] = float(value)
-        elif isinstance(value, (list, tuple)):
-            out[f"{key}_count"] = float(len(value))
-    return out
 
 
 def _name_list(ids: list[str], limit: int = 20) -> str:
@@ -415,101 +368,71 @@ class ActorLedger:
 
 
 @dataclass(slots=True)
-class LedgerShardState:
-    """Everything a ledger shard keeps; pickled into recovery snapshots."""
+class LedgerState:
+    """Everything one ledger shard keeps about its actors; pickled into recovery snapshots."""
 
-    dedupe: Deduper
     actors: dict[str, ActorLedger] = field(default_factory=dict)
-    # (ts, rank, id, item, arrived, first_arrived): items waiting to be applied
-    pending: list[tuple[int, int, str, Any, float, float]] = field(default_factory=list)
     # (ts, actor, violation_id or ""): when an actor's record must be revisited (expiry, credit end)
     due: list[tuple[int, str, str]] = field(default_factory=list)
-    clock: int = -(2**62)  # newest event time applied
-    swept_at: int = -(2**62)
 
 
-class LedgerShard:
-    """Orders a shard's violations and governance events by event time and applies them.
+class Ledger:
+    """Applies a shard's violations and governance events, in the order it is given them (event time).
 
-    `release(None)` (replay, end of input) applies everything; an appeal whose
-    violation is unknown then is a dead letter. `release(t)` (run) applies what
-    arrived before wall-clock `t`; an appeal for a violation not seen yet is
-    retried for `unknown_appeal_wait_seconds` first, because the violation may
-    still be on its way from a detect step on another worker.
+    Ordering, dedupe of governance events and waiting for a violation that is
+    still on its way are the engine's (`pipeline.engine.ordered.LedgerShard`);
+    this class is what the ledger *does*. Records it returns are counted in
+    the metrics given (a private registry for the silent `ledger_suspensions`
+    pass) and exclude `AppealOutcome`s unless `emit_appeal_outcomes`.
     """
 
-    def __init__(self, policy: Policy, metrics: Metrics, *, dedupe_horizon_ms: int,
-                 resume: LedgerShardState | None = None, emit_appeal_outcomes: bool = False,
-                 unknown_appeal_wait_seconds: float = 60.0) -> None:
+    def __init__(self, policy: Policy, metrics: Metrics, *, resume: LedgerState | None = None,
+                 emit_appeal_outcomes: bool = False) -> None:
         self.policy = policy
         self.metrics = metrics
         self.emit_appeal_outcomes = emit_appeal_outcomes
-        self.unknown_appeal_wait_seconds = unknown_appeal_wait_seconds
-        self.state = resume or LedgerShardState(dedupe=Deduper(dedupe_horizon_ms))
+        self.state = resume or LedgerState()
 
-    # ---- the ordering buffer ----------------------------------------------------------------
+    def knows(self, event: AppealFiled | AppealDecided) -> bool:
+        """Whether the appeal's violation is in its actor's record."""
+        ledger = self.state.actors.get(event.actor)
+        return ledger is not None and event.violation_id in ledger.entries
 
-    def add(self, item: Violation | Relayed | Event, arrived: float) -> None:
-        """Queue an item; duplicates of governance events are counted and dropped here."""
-        if isinstance(item, Violation):
-            self.state.pending.append((item.detected_at, 0, item.violation_id, item, arrived, arrived))
-            return
-        if isinstance(item, Relayed):  # tie-break copies of one id by their evidence, deterministically
-            v = item.violation
-            order = f"{v.violation_id}|{msgspec.json.encode(v.evidence).decode()}"
-            self.state.pending.append((v.detected_at, 0, order, item, arrived, arrived))
-            return
-        if self.state.dedupe.seen_before(item.event_id, item.ts):
-            self.metrics.duplicates_child(item.topic).inc()
-            return
-        self.state.pending.append((item.ts, _RANK[type(item)], item.event_id, item, arrived, arrived))
-
-    def release(self, arrived_before: float | None) -> list[Any]:
-        """Apply queued items that arrived before the time given (all if None), in event-time order."""
-        pending = self.state.pending
-        if arrived_before is None:
-            ready, self.state.pending = pending, []
-        else:
-            ready = [p for p in pending if p[4] < arrived_before]
-            self.state.pending = [p for p in pending if p[4] >= arrived_before]
-        ready.sort(key=lambda p: (p[0], p[1], p[2]))
-        out: list[Any] = []
-        for entry in ready:
-            out.extend(self._apply(entry, final=arrived_before is None))
+    def advance_to(self, ts: int) -> list[Any]:
+        """Expire every violation and lesson credit of this shard that is due at or before `ts`."""
+        due, out = self.state.due, []
+        while due and due[0][0] <= ts:
+            at, actor, _vid = heapq.heappop(due)
+            ledger = self.state.actors.get(actor)
+            if ledger is not None:
+                out += ledger.expire(at, self.policy)
+                self.evict_if_idle(actor, at)
         return self._count(out)
 
-    def next_release(self) -> float | None:
-        """Wall-clock arrival time of the oldest queued item."""
-        return min((p[4] for p in self.state.pending), default=None)
-
-    # ---- applying one item ---------------------------------------------------------------------
-
-    def _apply(self, entry: tuple, final: bool) -> list[Any]:
-        ts, _rank, _id, item, arrived, first_arrived = entry
-        out = self._revisit_until(ts)
-        st = self.state
-        st.clock = max(st.clock, ts)
+    def apply(self, item: Violation | Relayed | AppealFiled | AppealDecided | EducationCompleted) -> list[Any]:
+        """Apply one item (call `advance_to(its time)` first); returns the records it causes."""
         relayed = isinstance(item, Relayed)
         if relayed:
             item = item.violation
+        out: list[Any] = []
         if isinstance(item, Violation):
             ledger = self._ledger(item.actor)
             if item.violation_id not in ledger.entries:
                 if relayed:
                     out.append(item)
                 out += ledger.add_violation(item, self.policy)
-                heapq.heappush(st.due, (ledger.entries[item.violation_id].expires_at, item.actor, item.violation_id))
+                heapq.heappush(self.state.due,
+                               (ledger.entries[item.violation_id].expires_at, item.actor, item.violation_id))
         elif isinstance(item, EducationCompleted):
             out += self._lesson(item)
-        elif self._violation_known(item) or final or arrived - first_arrived >= self.unknown_appeal_wait_seconds:
+        else:
             out += self._appeal(item)
-        else:  # run: the violation may still be on its way from another worker
-            st.pending.append((ts, _rank, _id, item, arrived + RETRY_EVERY_SECONDS, first_arrived))
-        self._evict_if_idle(item.actor, ts)
-        if st.clock - st.swept_at >= SWEEP_EVERY_MS:
-            st.swept_at = st.clock
-            st.dedupe.forget_older_than(st.clock - st.dedupe.horizon_ms)
-        return out
+        return self._count(out)
+
+    def evict_if_idle(self, actor: str, now: int) -> None:
+        ledger = self.state.actors.get(actor)
+        if ledger is not None and ledger.idle(now, self.policy):
+            del self.state.actors[actor]
 
     def _ledger(self, actor: str) -> ActorLedger:
         ledger = self.state.actors.get(actor)
@@ -517,13 +440,9 @@ class LedgerShard:
             ledger = self.state.actors[actor] = ActorLedger(actor)
         return ledger
 
-    def _violation_known(self, event: AppealFiled | AppealDecided) -> bool:
-        ledger = self.state.actors.get(event.actor)
-        return ledger is not None and event.violation_id in ledger.entries
-
     def _appeal(self, event: AppealFiled | AppealDecided) -> list[Any]:
         try:
-            if not self._violation_known(event):
+            if not self.knows(event):
                 raise self._unknown(event)
             ledger = self.state.actors[event.actor]
             if isinstance(event, AppealFiled):
@@ -532,7 +451,7 @@ class LedgerShard:
                 return records
             return ledger.decide_appeal(event, self.policy)
         except Rejected as rejected:
-            return [self._dead_letter(event, rejected)]
+            return [governance_dead_letter(event, rejected)]
 
     def _unknown(self, event: AppealFiled | AppealDecided) -> Rejected:
         """Why an appeal's violation is not in its actor's record (only looked up on this rare path)."""
@@ -548,7 +467,7 @@ class LedgerShard:
         types = self.policy.types_teaching(event.module_id)
         if not types:
             known = sorted({r.education.module_id for r in self.policy.types.values()})
-            return [self._dead_letter(event, Rejected(
+            return [governance_dead_letter(event, Rejected(
                 "unknown_module", f"lesson {event.module_id!r} is not a lesson of the policy; "
                                   f"known: {', '.join(known)}"))]
         ledger = self.state.actors.get(event.actor)
@@ -559,28 +478,6 @@ class LedgerShard:
             credit_end = event.ts + int(self.policy.education_credit_days * DAY_MS)
             heapq.heappush(self.state.due, (credit_end, event.actor, ""))
         return records
-
-    def _revisit_until(self, ts: int) -> list[Any]:
-        """Expire every violation and lesson credit of this shard that is due at or before `ts`."""
-        due, out = self.state.due, []
-        while due and due[0][0] <= ts:
-            at, actor, _vid = heapq.heappop(due)
-            ledger = self.state.actors.get(actor)
-            if ledger is not None:
-                out += ledger.expire(at, self.policy)
-                self._evict_if_idle(actor, at)
-        return out
-
-    def _evict_if_idle(self, actor: str, now: int) -> None:
-        ledger = self.state.actors.get(actor)
-        if ledger is not None and ledger.idle(now, self.policy):
-            del self.state.actors[actor]
-
-    def _dead_letter(self, event: Event, rejected: Rejected) -> DeadLetter:
-        return DeadLetter(
-            raw=msgspec.json.encode(event).decode(), error=rejected.error,
-            source=f"{event.topic}/{event.type}/{event.event_id}", ts=event.ts, reason=rejected.reason,
-        )
 
     def _count(self, records: list[Any]) -> list[Any]:
         for r in records:
@@ -602,6 +499,14 @@ class LedgerShard:
     def actors_held(self) -> int:
         """Actors in state (for the state-size metric)."""
         return len(self.state.actors)
+
+
+def governance_dead_letter(event: Event, rejected: Rejected) -> DeadLetter:
+    """A governance event the ledger cannot use, with the reason it gives."""
+    return DeadLetter(
+        raw=msgspec.json.encode(event).decode(), error=rejected.error,
+        source=f"{event.topic}/{event.type}/{event.event_id}", ts=event.ts, reason=rejected.reason,
+    )
 
 
 def example_violation(actor: str, violation_type: str, policy: Policy, *, ts: int, n: int = 0,

@@ -24,15 +24,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from detectors.base import Signal
+from detectors.registry import registry
 from pipeline.config import DEFAULT_POLICY, read_toml
-from pipeline.errors import PolicyError, validation_message
 from pipeline.contract.records import Education, Violation
+from pipeline.errors import PolicyError, validation_message
 
-CATALOG: tuple[str, ...] = (
-    "engagement_inflation", "order_brushing", "price_gouging", "fake_discount",
-    "counterfeit_listing", "prohibited_listing", "listing_spam",
-    "off_platform_solicitation", "misleading_claims", "account_takeover", "linked_accounts",
-)
 ACTION_KINDS = ("warning", "listing_removal", "live_restriction", "payout_hold", "suspension", "reinstatement")
 # What `restrictions` in a standing may name: the limits in force on an actor.
 RESTRICTION_KINDS = ("listing_limit", "live_restriction", "payout_hold", "temporary_suspension", "suspension")
@@ -162,10 +158,11 @@ def _check(policy: Policy, source: str) -> None:
     def fail(message: str) -> None:
         raise PolicyError(f"{source}: {message}")
 
-    unknown = sorted(set(policy.types) - set(CATALOG))
+    catalog = registry().catalog  # every type a registered detector can issue
+    unknown = sorted(set(policy.types) - set(catalog))
     if unknown:
-        fail(f"unknown violation type `types.{unknown[0]}`; the catalog is {', '.join(CATALOG)}")
-    missing = [t for t in CATALOG if t not in policy.types]
+        fail(f"unknown violation type `types.{unknown[0]}`; the catalog is {', '.join(catalog)}")
+    missing = [t for t in catalog if t not in policy.types]
     if missing:
         fail(f"missing table `types.{missing[0]}`: every catalog type needs a policy")
     for i in range(1, len(policy.ladder)):

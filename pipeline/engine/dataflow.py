@@ -29,10 +29,8 @@ ledger pass that feeds the linking.
 
 from __future__ import annotations
 
-import pickle
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 import bytewax.operators as op
@@ -40,61 +38,63 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from detectors import REGISTRY
-from detectors.features import ActorFeatures, ActorFeatureShard, actor_key
-from detectors.models import OnlineModels, models_config
+from detectors.models.features import ActorFeatures
+from detectors.models.online import OnlineModels
+from detectors.registry import registry
 from pipeline.config import Config
-from pipeline.errors import ConfigError
-from pipeline.engine.detect import DetectShard, ShardState
 from pipeline.contract.events import AppealDecided, Event, InvalidEvent, decode
-from pipeline.enforce.ledger import LedgerShard, Relayed
-from pipeline.enforce.links import (
-    ACCOUNT_EVENTS, FanOutLogic, IdentityUse, LinkLogic, fan_out_key, is_suspension_change,
-)
-from pipeline.enforce.policy import Policy
 from pipeline.contract.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, encode
-from pipeline.contract.routing import FAMILY_OF, GOVERNANCE_TYPES, ledger_key, route_key, shard_of
+from pipeline.contract.routing import GOVERNANCE_TYPES, ledger_key, route_key
+from pipeline.enforce.ledger import Ledger, Relayed
+from pipeline.enforce.links import ACCOUNT_EVENTS, IdentityUse, fan_out_key, is_suspension_change
+from pipeline.enforce.policy import Policy
+from pipeline.engine.detect import DetectShard, FeatureShard, feature_key
+from pipeline.engine.links import FanOutShard, LinkShard
+from pipeline.engine.ordered import LedgerShard, ModelsShard
+from pipeline.engine.shards import Shard, ShardLogic, resumed
 from pipeline.sources.raw import RawRecord
 from sinks.metrics import Metrics
 
 
-
 @dataclass
 class JobContext:
-    """What the steps need besides their input: configuration, policy, metrics.
-
-    Every detector's config table is validated here, at start-up, so a typo
-    stops the job before it reads anything.
-    """
+    """What the steps need besides their input: typed configuration, policy, metrics."""
 
     config: Config
     policy: Policy
     metrics: Metrics
-    replay: bool  # bounded input: the ledger orders everything before applying it
-    detector_configs: dict[str, Any] = field(init=False)
-    models_config: Any = field(init=False)
+    replay: bool  # bounded input: the ordered steps apply everything at the end
 
     @property
     def recovery(self) -> bool:
         """Whether state snapshots are kept (and so worth taking)."""
         return bool(self.config.recovery.dir)
 
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.config.detectors) - set(REGISTRY))
-        if unknown:
-            raise ConfigError(f"config: unknown table [detectors.{unknown[0]}]; known: {', '.join(REGISTRY)}")
-        self.detector_configs = {
-            name: self.config.detector_config(name, config_type) for name, (_, config_type) in REGISTRY.items()
-        }
-        self.models_config = models_config(self.config.models)
+    @property
+    def hold_seconds(self) -> float | None:
+        """How long the ordered steps hold items before applying them (None: until the end of a replay)."""
+        return None if self.replay else self.config.job.ledger_hold_seconds
 
-    def detectors_for(self, family: str) -> list[Any]:
-        """Instances of every configured detector that reads this family's events."""
-        return [
-            cls(self.detector_configs[name])
-            for name, (cls, _) in REGISTRY.items()
-            if family in {FAMILY_OF[t] for t in cls.event_types}
-        ]
+    def ms(self, seconds: float) -> int:
+        return int(seconds * 1000)
+
+    def step(self, step_id: str, up: Stream, build: Callable[[Any], Shard], *,
+             keys_label: str | Callable[[Any], str] | None = "") -> Stream:
+        """A keyed step whose logic is the shard `build(resumed state or None)` returns.
+
+        Its state size goes to `shopguard_state_keys{step}`, labelled `step_id`
+        (default), `keys_label`, or `keys_label(shard)`; None: not reported.
+        """
+        label_of = keys_label if callable(keys_label) else (lambda _shard: keys_label or step_id)
+
+        def report(shard: Any) -> None:
+            self.metrics.set_state_keys(label_of(shard), str(id(shard)), shard.keys_held())
+
+        def logic(snapshot: bytes | None) -> ShardLogic:
+            gauge = None if keys_label is None else report
+            return ShardLogic(build(resumed(snapshot)), recovery=self.recovery, keys_gauge=gauge)
+
+        return op.stateful_batch(step_id, up, logic)
 
 
 # ---- decode -------------------------------------------------------------------
@@ -113,7 +113,7 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     shards = ctx.config.job.shards
     input_records: dict[str, Any] = {}
     # `[models.anomaly] enabled = false` turns the feature step off: nothing is routed to it.
-    feature_types = ActorFeatures.RESCORE if ctx.models_config.anomaly.enabled else {}
+    feature_types = ActorFeatures.RESCORE if ctx.config.models.anomaly.enabled else {}
 
     def decode_all(records: list[RawRecord]) -> list[Any]:
         out: list[Any] = []
@@ -144,7 +144,7 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
             else:
                 group[1].append(event)
             if kind in feature_types:
-                key = f"features/{shard_of(actor_key(event), shards)}"
+                key = feature_key(event, shards)
                 batch = for_features.get(key)
                 if batch is None:
                     for_features[key] = [event]
@@ -186,132 +186,7 @@ def _dead_letter(record: RawRecord, err: InvalidEvent) -> DeadLetter:
     )
 
 
-# ---- stateful steps -------------------------------------------------------------
-
-
-class DetectLogic(op.StatefulBatchLogic):
-    """Bytewax adapter around one `DetectShard` (all the logic lives there).
-
-    Bytewax does not tell a logic its key, so the family (and with it the
-    detectors) is taken from the first event and kept in the snapshot.
-    """
-
-    def __init__(self, ctx: JobContext, resume: bytes | None) -> None:
-        self.ctx = ctx
-        self.family: str | None = None
-        self.shard: DetectShard | None = None
-        if resume:
-            family, state = pickle.loads(resume)
-            self._build(family, state)
-
-    def _build(self, family: str, state: ShardState | None) -> None:
-        job = self.ctx.config.job
-        self.family = family
-        self.step = f"detect_{family}s"
-        self.shard = DetectShard(
-            self.ctx.detectors_for(family), self.ctx.policy, self.ctx.metrics,
-            allowed_lateness_ms=int(job.allowed_lateness_seconds * 1000),
-            dedupe_horizon_ms=int(job.dedupe_horizon_seconds * 1000),
-            idle_eviction_ms=int(job.idle_eviction_seconds * 1000),
-            resume=state,
-        )
-
-    def on_batch(self, groups: list[tuple[int, list[Event]]]):
-        if self.shard is None:
-            self._build(FAMILY_OF[type(groups[0][1][0])], None)
-        violations = []
-        for _read, events in groups:
-            violations.extend(self.shard.process(events))
-        metrics = self.ctx.metrics
-        # Latency: from the oldest record of these groups being read to their detection done.
-        metrics.processing_latency.observe(max(0.0, time.time() - min(read for read, _ in groups) / 1000.0))
-        metrics.set_state_keys(self.step, str(id(self)), self.shard.keys_held())
-        return violations, self.RETAIN
-
-    def snapshot(self) -> bytes:
-        if not self.ctx.recovery:
-            return b""  # nobody reads snapshots without recovery: skip pickling the shard
-        return pickle.dumps((self.family, self.shard.state), protocol=pickle.HIGHEST_PROTOCOL)
-
-
-class EventTimeOrderedLogic(op.StatefulBatchLogic):
-    """A step that holds what it receives and applies it in event-time order.
-
-    Its inputs come from many shards on other workers in no fixed
-    interleaving; `replay` (bounded input) applies everything in order at the
-    end, `run` holds items `ledger_hold_seconds` of wall clock. Subclasses say
-    how to `_add`, `_release` and when the oldest item arrived.
-    """
-
-    def __init__(self, ctx: JobContext) -> None:
-        self.hold = None if ctx.replay else ctx.config.job.ledger_hold_seconds
-        self.recovery = ctx.recovery
-
-    def _add(self, items: list[Any], now: float) -> list[Any]:
-        """Queue items; return anything due at once."""
-        raise NotImplementedError
-
-    def _release(self, arrived_before: float | None) -> list[Any]:
-        """Apply queued items that arrived before the time given (all if None)."""
-        raise NotImplementedError
-
-    def _oldest_arrival(self) -> float | None:
-        raise NotImplementedError
-
-    def on_batch(self, items: list[Any]):
-        now = time.time()
-        out = self._add(items, now)
-        if self.hold is not None:
-            out += self._release(now - self.hold)
-        return out, self.RETAIN
-
-    def on_notify(self):
-        return self._release(time.time() - self.hold), self.RETAIN
-
-    def on_eof(self):
-        return self._release(None), self.RETAIN
-
-    def notify_at(self) -> datetime | None:
-        oldest = self._oldest_arrival()
-        if self.hold is None or oldest is None:
-            return None
-        return datetime.fromtimestamp(oldest + self.hold, tz=timezone.utc)
-
-
-class LedgerLogic(EventTimeOrderedLogic):
-    """Bytewax adapter around one `LedgerShard`.
-
-    `keep` filters what leaves the step (the `ledger_suspensions` pass keeps
-    only suspension changes); `metrics` lets that pass count into a private
-    registry so nothing is counted twice.
-    """
-
-    def __init__(self, ctx: JobContext, resume: bytes | None, *, metrics: Metrics | None = None,
-                 keep: Callable[[Any], bool] | None = None) -> None:
-        super().__init__(ctx)
-        self.ledger = LedgerShard(
-            ctx.policy, metrics or ctx.metrics,
-            dedupe_horizon_ms=int(ctx.config.job.dedupe_horizon_seconds * 1000),
-            resume=pickle.loads(resume) if resume else None,
-        )
-        self.keep = keep
-
-    def _add(self, items: list[Any], now: float) -> list[Any]:
-        for item in items:
-            self.ledger.add(item, now)
-        return []
-
-    def _release(self, arrived_before: float | None) -> list[Any]:
-        records = self.ledger.release(arrived_before=arrived_before)
-        return records if self.keep is None else [r for r in records if self.keep(r)]
-
-    def _oldest_arrival(self) -> float | None:
-        return self.ledger.next_release()
-
-    def snapshot(self) -> bytes:
-        if not self.recovery:
-            return b""  # nobody reads snapshots without recovery
-        return pickle.dumps(self.ledger.state, protocol=pickle.HIGHEST_PROTOCOL)
+# ---- the shards of each step ------------------------------------------------------
 
 
 class FeatureBatch(NamedTuple):
@@ -321,61 +196,31 @@ class FeatureBatch(NamedTuple):
     events: list[Event]
 
 
-class FeaturesLogic(op.StatefulBatchLogic):
-    """Bytewax adapter around one `ActorFeatureShard`: events in, feature updates out."""
-
-    def __init__(self, ctx: JobContext, config: Any, resume: bytes | None) -> None:
-        job = ctx.config.job
-        self.ctx = ctx
-        self.shard = ActorFeatureShard(
-            ActorFeatures(config), allowed_lateness_ms=int(job.allowed_lateness_seconds * 1000),
-            dedupe_horizon_ms=int(job.dedupe_horizon_seconds * 1000),
-            resume=pickle.loads(resume) if resume else None,
-        )
-
-    def on_batch(self, batches: list[list[Event]]):
-        updates = []
-        for events in batches:
-            updates.extend(self.shard.process(events))
-        self.ctx.metrics.set_state_keys("actor_features", str(id(self)), self.shard.keys_held())
-        return updates, self.RETAIN
-
-    def snapshot(self) -> bytes:
-        if not self.ctx.recovery:
-            return b""
-        return pickle.dumps(self.shard.state, protocol=pickle.HIGHEST_PROTOCOL)
+def detect_shard(ctx: JobContext) -> Callable[[Any], DetectShard]:
+    job, detectors = ctx.config.job, registry().build(ctx.config.detectors)
+    return lambda state: DetectShard(
+        detectors, ctx.policy, ctx.metrics, allowed_lateness_ms=ctx.ms(job.allowed_lateness_seconds),
+        dedupe_horizon_ms=ctx.ms(job.dedupe_horizon_seconds), idle_eviction_ms=ctx.ms(job.idle_eviction_seconds),
+        resume=state)
 
 
-class ModelsLogic(EventTimeOrderedLogic):
-    """Bytewax adapter around `OnlineModels` (one key): scores, appeal learning, drift.
+def feature_shard(ctx: JobContext) -> Callable[[Any], FeatureShard]:
+    job = ctx.config.job
+    return lambda state: FeatureShard(
+        ActorFeatures(ctx.config.models.features), ctx.metrics, allowed_lateness_ms=ctx.ms(job.allowed_lateness_seconds),
+        dedupe_horizon_ms=ctx.ms(job.dedupe_horizon_seconds), resume=state)
 
-    Like the ledger, it holds violations and appeal decisions to apply them in
-    event-time order, so violations and their confidence do not depend on the
-    worker count.
-    """
 
-    def __init__(self, ctx: JobContext, config: Any, resume: bytes | None) -> None:
-        super().__init__(ctx)
-        self.metrics = ctx.metrics
-        self.models = OnlineModels(config, resume=pickle.loads(resume) if resume else None)
+def models_shard(ctx: JobContext) -> Callable[[Any], ModelsShard]:
+    return lambda state: ModelsShard(
+        OnlineModels(ctx.config.models, resume=state.models if state else None), ctx.metrics,
+        hold_seconds=ctx.hold_seconds, resume=state)
 
-    def _add(self, items: list[Any], now: float) -> list[Any]:
-        out = self.models.add(items, now)
-        self.models.publish(self.metrics)
-        return out
 
-    def _release(self, arrived_before: float | None) -> list[Any]:
-        out = self.models.release(arrived_before)
-        self.models.publish(self.metrics)
-        return out
-
-    def _oldest_arrival(self) -> float | None:
-        return self.models.next_release()
-
-    def snapshot(self) -> bytes:
-        if not self.recovery:
-            return b""
-        return pickle.dumps(self.models.state, protocol=pickle.HIGHEST_PROTOCOL)
+def ledger_shard(ctx: JobContext, metrics: Metrics, keep: Callable[[Any], bool] | None = None):
+    return lambda state: LedgerShard(
+        Ledger(ctx.policy, metrics), metrics, hold_seconds=ctx.hold_seconds,
+        dedupe_horizon_ms=ctx.ms(ctx.config.job.dedupe_horizon_seconds), keep=keep, resume=state)
 
 
 def actor_of_item(item: Any) -> str:
@@ -408,47 +253,48 @@ def build_flow(
 ) -> Dataflow:
     """The shopguard dataflow: `read` adds the input step(s), `write` the output step(s)."""
     shards = ctx.config.job.shards
-    models = ctx.models_config
     flow = Dataflow("shopguard")
     raw = read(flow)
     routed = op.flat_map_batch("decode_and_route", raw, decode_and_route(ctx))
     for_features = op.branch("split_feature_batches", routed, lambda x: type(x) is FeatureBatch)
     to_detect = op.branch("split_detector_events", for_features.falses, lambda x: type(x) is tuple)
     others = op.branch("split_dead_letters", to_detect.falses, lambda x: isinstance(x, DeadLetter))
-    dead_letters = others.trues
     uses = op.branch("split_identity_uses", others.falses, lambda x: isinstance(x, IdentityUse))
     identity_uses, governance = uses.trues, uses.falses
 
-    detected = op.key_rm("violations", op.stateful_batch("detect", to_detect.trues, lambda r: DetectLogic(ctx, r)))
+    detect_out = op.key_rm("violations", ctx.step("detect", to_detect.trues, detect_shard(ctx),
+                                                  keys_label=lambda shard: shard.step))
+    detector_errors = op.branch("split_detector_errors", detect_out, lambda x: isinstance(x, DeadLetter))
+    detected = detector_errors.falses
 
     # Online models: per-actor features, then one model step that scores actors
     # (review queue), sets violations' confidence from appeal outcomes, and
     # watches rates for drift.
-    feature_updates = op.key_rm("feature_updates", op.stateful_batch(
-        "actor_features", for_features.trues, lambda r: FeaturesLogic(ctx, models.features, r)))
+    features_out = op.key_rm("feature_updates", ctx.step("actor_features", for_features.trues, feature_shard(ctx)))
+    feature_errors = op.branch("split_feature_errors", features_out, lambda x: isinstance(x, DeadLetter))
     decisions = op.filter("appeal_decisions", governance, lambda e: type(e) is AppealDecided)
-    models_in = op.key_on("key_models", op.merge("models_inputs", feature_updates, detected, decisions),
+    models_in = op.key_on("key_models", op.merge("models_inputs", feature_errors.falses, detected, decisions),
                           lambda _: "models")
-    modeled = op.key_rm("models_records", op.stateful_batch(
-        "online_models", models_in, lambda r: ModelsLogic(ctx, models, r)))
+    modeled = op.key_rm("models_records", ctx.step("online_models", models_in, models_shard(ctx), keys_label=None))
     reviews = op.branch("split_review_entries", modeled, lambda x: type(x) is ReviewEntry)
     assessed, review_entries = reviews.falses, reviews.trues
 
-    # Ban evasion (see links.py): a suspensions-only ledger pass, then linking by identifier.
+    # Ban evasion (see enforce/links.py): a silent suspensions-only ledger pass, then linking by identifier.
     decided = op.merge("suspension_inputs", assessed, governance)
-    suspensions = op.key_rm("suspension_changes", op.stateful_batch(
+    suspensions = op.key_rm("suspension_changes", ctx.step(
         "ledger_suspensions", op.key_on("key_suspensions", decided, lambda x: ledger_key(x.actor, shards)),
-        lambda r: LedgerLogic(ctx, r, metrics=Metrics(), keep=is_suspension_change)))
-    link_config = ctx.detector_configs["linked_accounts"]
+        ledger_shard(ctx, Metrics(), keep=is_suspension_change), keys_label=None))
+    link_config = ctx.config.detectors.linked_accounts
     fan_in = op.key_on("key_fan_out", op.merge("fan_out_inputs", identity_uses, suspensions),
                        lambda x: fan_out_key(x.event.actor if isinstance(x, IdentityUse) else x.actor, shards))
-    notes = op.stateful_batch("fan_out_identifiers", fan_in, lambda r: FanOutLogic(link_config, shards, r))
-    linked = op.key_rm("linked_violations", op.stateful_batch(
-        "link_accounts", op.key_rm("notes", notes), lambda r: LinkLogic(link_config, ctx.policy, r)))
+    notes = ctx.step("fan_out_identifiers", fan_in, lambda state: FanOutShard(link_config, shards, state))
+    linked = op.key_rm("linked_violations", ctx.step(
+        "link_accounts", op.key_rm("notes", notes), lambda state: LinkShard(link_config, ctx.policy, state)))
 
     to_ledger = op.merge("ledger_inputs", assessed, linked, governance)
     by_actor = op.key_on("key_ledger", to_ledger, lambda x: ledger_key(actor_of_item(x), shards))
-    ledger_out = op.key_rm("ledger_records", op.stateful_batch("ledger", by_actor, lambda r: LedgerLogic(ctx, r)))
+    ledger_out = op.key_rm("ledger_records", ctx.step("ledger", by_actor, ledger_shard(ctx, ctx.metrics)))
 
+    dead_letters = op.merge("dead_letters", others.trues, detector_errors.trues, feature_errors.trues)
     write(op.merge("outputs", assessed, review_entries, ledger_out, dead_letters))
     return flow

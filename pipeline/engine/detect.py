@@ -1,13 +1,20 @@
-"""The detect step: one shard of one detector family, in plain Python.
+"""The detect and feature steps: events to per-entity plain-Python logic, one shard at a time.
 
-The dataflow partitions events by a routing key (see `routing.py`) into a
-fixed number of shards; each shard is one `DetectShard`. For every event it
+The dataflow partitions events by a routing key (`pipeline.contract.routing`)
+into shards. A `DetectShard` is one shard of the detect step; for every event it
 
-1. drops redeliveries (event ids remembered for an event-time horizon),
-2. counts events older than the allowed lateness and keeps them out of windows,
-3. hands the event to each detector that reads its type, with the state of
-   the entity the detector keys it by, and
-4. turns the detectors' signals into violations through the policy.
+1. drops redeliveries and counts events older than the allowed lateness
+   (its `EventClock`),
+2. hands the event to each detector that reads its type, with the state of
+   the entity the detector keys it by,
+3. turns the detectors' signals into violations through the policy.
+
+A detector that raises on an event does not stop the job: the event becomes a
+dead letter with reason `detector_error` (and `shopguard_detector_errors_total`
+counts it), the other detectors still use it, and the detector keeps its
+state (wiping a category's learned levels because one event broke a detector
+would hand attackers a way to blind it). `FeatureShard` does the same for the
+online models' per-actor features.
 
 Idle entity state is evicted in event time, so memory follows the number of
 active sellers, creators and LIVEs, not the length of the stream.
@@ -15,155 +22,127 @@ active sellers, creators and LIVEs, not the length of the stream.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from detectors.base import Signal, forget_before
-from pipeline.contract.events import Event
+import msgspec
+
+from detectors.base import Signal
+from detectors.models.features import ActorFeatures, FeatureUpdate, actor_key
+from pipeline.contract.events import Event, LiveComment, LiveStats
+from pipeline.contract.records import DeadLetter, Violation
+from pipeline.contract.routing import FAMILY_OF, shard_of
 from pipeline.enforce.policy import Policy, violation_from
-from pipeline.contract.records import Violation
+from pipeline.engine.shards import DUPLICATE, LATE, EntityStates, EventClock
 from sinks.metrics import Metrics
 
+log = logging.getLogger("shopguard.detect")
 
-@dataclass(slots=True)
-class Deduper:
-    """Event ids seen within `horizon_ms` of event time, oldest first.
 
-    >>> d = Deduper(horizon_ms=1000)
-    >>> d.seen_before("a", 0), d.seen_before("a", 10), d.seen_before("b", 5000)
-    (False, True, False)
-    >>> d.forget_older_than(5000 - d.horizon_ms)  # the shard sweeps as event time advances
-    >>> d.seen_before("a", 5001)
-    False
+def feature_key(event: Event, shards: int) -> str:
+    """Key of the feature step that owns this event's actor: `features/<shard>`.
+
+    >>> from pipeline.contract.events import decode
+    >>> feature_key(decode(b'{"event_id":"e","type":"live.ended","ts":1,"live_id":"V","creator_id":"C7"}'), 64)
+    'features/11'
     """
-
-    horizon_ms: int
-    # OrderedDict: emptied from the front in O(1); a plain dict rescans the
-    # deleted slots at its front on every `next(iter(...))` (quadratic).
-    ids: OrderedDict[str, int] = field(default_factory=OrderedDict)
-
-    def seen_before(self, event_id: str, ts: int) -> bool:
-        if event_id in self.ids:
-            return True
-        self.ids[event_id] = ts
-        return False
-
-    def forget_older_than(self, cutoff: int) -> None:
-        forget_before(self.ids, cutoff)
+    return f"features/{shard_of(actor_key(event), shards)}"
 
 
-@dataclass(slots=True)
-class EntityStates:
-    """One detector's state per entity, least recently active first."""
+class DetectorErrors:
+    """Turns an exception a detector raised on one event into a dead letter, logged once per detector."""
 
-    states: dict[str, Any] = field(default_factory=dict)
-    last_seen: OrderedDict[str, int] = field(default_factory=OrderedDict)  # O(1) eviction from the front
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.logged: set[str] = set()
 
-    def get(self, entity: str) -> Any:
-        return self.states.get(entity)
-
-    def put(self, entity: str, state: Any, ts: int) -> None:
-        if state is None:
-            self.states.pop(entity, None)
-            self.last_seen.pop(entity, None)
-            return
-        self.states[entity] = state
-        last_seen = self.last_seen
-        previous = last_seen.get(entity)
-        if previous is None:
-            last_seen[entity] = ts
-            return
-        last_seen.move_to_end(entity)  # iteration order is activity order (for eviction)
-        if ts > previous:
-            last_seen[entity] = ts
-
-    def evict_idle(self, cutoff: int) -> None:
-        last_seen = self.last_seen
-        while last_seen:
-            entity = next(iter(last_seen))
-            if last_seen[entity] >= cutoff:
-                return
-            del last_seen[entity]
-            del self.states[entity]
-
-    def __len__(self) -> int:
-        return len(self.states)
+    def dead_letter(self, detector: str, event: Event, err: Exception) -> DeadLetter:
+        self.metrics.detector_errors_child(detector).inc()
+        self.metrics.dead_letters_child("detector_error").inc()
+        if detector not in self.logged:  # a poison event repeated a million times must not flood the log
+            self.logged.add(detector)
+            log.error("detector %s raised on event %s (further errors of it are counted, not logged)",
+                      detector, event.event_id, exc_info=err)
+        return DeadLetter(
+            raw=msgspec.json.encode(event).decode(),
+            error=(f"detector {detector} raised {type(err).__name__} ({err}) on this event; the other detectors "
+                   f"used it and the job kept running: report it to the detector's owners with this record"),
+            source=f"{event.topic}/{event.type}/{event.event_id}",
+            ts=event.ts,
+            reason="detector_error",
+        )
 
 
 @dataclass(slots=True)
-class ShardState:
-    """Everything a shard keeps between events; pickled into recovery snapshots."""
+class DetectState:
+    """Everything a detect shard keeps; pickled into recovery snapshots."""
 
-    dedupe: Deduper
-    detector_states: dict[str, EntityStates]
-    watermark: int = -(2**62)
-    swept_at: int = -(2**62)
+    clock: EventClock
+    detector_states: dict[str, EntityStates] = field(default_factory=dict)
 
 
 class DetectShard:
-    """Dedupe, lateness, dispatch to detectors and policy, for one shard.
+    """Dedupe, lateness, dispatch to detectors and policy, for one shard of the detect step.
 
-    `detectors` are the instances of this family; `resume` is a `ShardState`
-    from a snapshot, or None for a new shard.
+    Items are `(read_ms, events)` groups from `decode_and_route` (events in
+    arrival order). `detectors` are instances of every registered detector;
+    each sees only the event types it reads.
     """
 
-    SWEEP_EVERY_MS = 60_000
-
-    def __init__(
-        self,
-        detectors: Iterable[Any],
-        policy: Policy,
-        metrics: Metrics,
-        *,
-        allowed_lateness_ms: int,
-        dedupe_horizon_ms: int,
-        idle_eviction_ms: int,
-        resume: ShardState | None = None,
-    ) -> None:
+    def __init__(self, detectors: Iterable[Any], policy: Policy, metrics: Metrics, *, allowed_lateness_ms: int,
+                 dedupe_horizon_ms: int, idle_eviction_ms: int, resume: DetectState | None = None) -> None:
         self.detectors = list(detectors)
         self.policy = policy
         self.metrics = metrics
-        self.allowed_lateness_ms = allowed_lateness_ms
+        self.errors = DetectorErrors(metrics)
         self.idle_eviction_ms = idle_eviction_ms
-        self.state = resume or ShardState(
-            dedupe=Deduper(dedupe_horizon_ms),
-            detector_states={d.name: EntityStates() for d in self.detectors},
-        )
+        self.state = resume or DetectState(EventClock(dedupe_horizon_ms, allowed_lateness_ms))
+        states = self.state.detector_states
         for d in self.detectors:  # a detector added since the snapshot starts empty
-            self.state.detector_states.setdefault(d.name, EntityStates())
+            states.setdefault(d.name, EntityStates())
         # event type -> (detector, its entity states) for each detector that reads it
         self._readers: dict[type, list[tuple[Any, EntityStates]]] = {}
         for d in self.detectors:
             for event_type in d.event_types:
-                self._readers.setdefault(event_type, []).append((d, self.state.detector_states[d.name]))
+                self._readers.setdefault(event_type, []).append((d, states[d.name]))
+        self.step: str | None = None  # the state-size metric's label, from the first event's family
 
-    def process(self, events: Iterable[Event]) -> list[Violation]:
-        """Run a batch of events (arrival order) through the shard."""
-        violations: list[Violation] = []
-        st = self.state
-        seen_before, readers, lateness = st.dedupe.seen_before, self._readers, self.allowed_lateness_ms
+    def on_batch(self, groups: list[tuple[int, list[Event]]], now: float) -> list[Violation | DeadLetter]:
+        out: list[Violation | DeadLetter] = []
+        for _read, events in groups:
+            self.process(events, out)
+        if self.step is None:
+            self.step = f"detect_{FAMILY_OF[type(groups[0][1][0])]}s"
+        # Latency: from the oldest record of these groups being read to their detection done.
+        self.metrics.processing_latency.observe(max(0.0, now - min(read for read, _ in groups) / 1000.0))
+        return out
+
+    def process(self, events: Iterable[Event], out: list[Violation | DeadLetter]) -> None:
+        """Run events (arrival order) through the shard, appending violations and dead letters to `out`."""
+        clock, readers, metrics = self.state.clock, self._readers, self.metrics
         for event in events:
-            ts = event.ts
-            if seen_before(event.event_id, ts):
-                self.metrics.duplicates_child(event.topic).inc()
+            admitted = clock.admit(event.event_id, event.ts)
+            if admitted == DUPLICATE:
+                metrics.duplicates_child(event.topic).inc()
                 continue
-            if ts > st.watermark:
-                st.watermark = ts
-            elif ts < st.watermark - lateness:
-                self.metrics.late_child(event.topic).inc()
+            if admitted == LATE:
+                metrics.late_child(event.topic).inc()
                 continue
             for detector, states in readers.get(type(event), ()):
                 entity = detector.entity(event)
                 if entity is None:
                     continue
-                new_state, signals = detector.on_event(states.states.get(entity), event)
-                states.put(entity, new_state, ts)
+                try:
+                    new_state, signals = detector.on_event(states.states.get(entity), event)
+                except Exception as err:  # contained: see the module docstring
+                    out.append(self.errors.dead_letter(detector.name, event, err))
+                    continue
+                states.put(entity, new_state, event.ts)
                 if signals:
-                    violations.extend(self._violation(s) for s in signals)
-        if st.watermark - st.swept_at >= self.SWEEP_EVERY_MS:
+                    out.extend(self._violation(s) for s in signals)
+        if clock.sweep_due():
             self._sweep()
-        return violations
 
     def _violation(self, signal: Signal) -> Violation:
         violation = violation_from(signal, self.policy)
@@ -171,15 +150,110 @@ class DetectShard:
         return violation
 
     def _sweep(self) -> None:
-        st = self.state
-        st.swept_at = st.watermark
-        st.dedupe.forget_older_than(st.watermark - st.dedupe.horizon_ms)
+        watermark = self.state.clock.sweep()
         for detector in self.detectors:
             # A detector may need a longer memory than the job default (e.g. an
             # actor's known devices, which matter for months).
-            idle_ms = getattr(detector, "idle_eviction_ms", self.idle_eviction_ms)
-            st.detector_states[detector.name].evict_idle(st.watermark - idle_ms)
+            idle_ms = detector.idle_eviction_ms or self.idle_eviction_ms
+            self.state.detector_states[detector.name].evict_idle(watermark - idle_ms)
+
+    def on_notify(self, now: float) -> list[Any]:
+        return []
+
+    def on_eof(self) -> list[Any]:
+        return []
+
+    def wake_at(self) -> float | None:
+        return None
+
+    def snapshot(self) -> DetectState:
+        return self.state
 
     def keys_held(self) -> int:
         """Entities in state (for the state-size metric)."""
         return sum(len(s) for s in self.state.detector_states.values())
+
+
+@dataclass(slots=True)
+class FeatureState:
+    """Everything a feature shard keeps; pickled into recovery snapshots."""
+
+    clock: EventClock
+    actors: EntityStates = field(default_factory=EntityStates)
+
+
+class FeatureShard:
+    """One shard of the feature step: per-actor `ActorFeatures` state with dedupe, lateness and eviction.
+
+    Events of every detector family come here too (listings, orders, LIVE,
+    account events); governance events do not. Duplicates and late events are
+    already counted by the detect step, so this shard only skips them.
+
+    >>> from detectors.models.config import shipped_models_config
+    >>> from pipeline.contract.events import AccountLogin
+    >>> shard = FeatureShard(ActorFeatures(shipped_models_config().features), Metrics(),
+    ...                      allowed_lateness_ms=300_000, dedupe_horizon_ms=7_200_000)
+    >>> login = AccountLogin(event_id="e1", ts=0, actor="seller:S1", device_id="d1", ip="1.2.3.4", country="US")
+    >>> [u.features["login_novelty"] for u in shard.on_batch([[login, login]], now=0.0)], shard.keys_held()
+    ([0.0], 1)
+    """
+
+    def __init__(self, features: ActorFeatures, metrics: Metrics, *, allowed_lateness_ms: int, dedupe_horizon_ms: int,
+                 resume: FeatureState | None = None) -> None:
+        self.features = features
+        self.errors = DetectorErrors(metrics)
+        self.state = resume or FeatureState(EventClock(dedupe_horizon_ms, allowed_lateness_ms))
+
+    def on_batch(self, batches: list[list[Event]], now: float) -> list[FeatureUpdate | DeadLetter]:
+        out: list[FeatureUpdate | DeadLetter] = []
+        for events in batches:
+            self.process(events, out)
+        return out
+
+    def process(self, events: Iterable[Event], out: list[FeatureUpdate | DeadLetter]) -> None:
+        """Run events (arrival order); append the feature updates they trigger to `out`."""
+        st, features = self.state, self.features
+        clock, reads, actors = st.clock, features.RESCORE, st.actors
+        states, remember_commenter = actors.states, features.remember_commenter
+        for event in events:
+            kind = type(event)
+            if kind is LiveComment:
+                # Half the stream, and it only adds to a set of commenters: a redelivery changes
+                # nothing, so no dedupe; the creator's stats keep its state active.
+                state = states.get(f"creator:{event.creator_id}")
+                if state is not None:
+                    remember_commenter(state, event)
+                    continue
+            elif kind not in reads:
+                continue
+            # A redelivered stats interval is dropped by the LIVE itself (same ts as one it has).
+            if kind is not LiveStats and clock.seen_before(event.event_id, event.ts):
+                continue
+            if clock.advance(event.ts):
+                continue  # late
+            actor = actor_key(event)
+            try:
+                state, update = features.on_event(states.get(actor), event)
+            except Exception as err:  # contained, as in DetectShard
+                out.append(self.errors.dead_letter("actor_features", event, err))
+                continue
+            actors.put(actor, state, event.ts)
+            if update is not None:
+                out.append(update)
+        if clock.sweep_due():
+            actors.evict_idle(clock.sweep() - features.idle_eviction_ms)
+
+    def on_notify(self, now: float) -> list[Any]:
+        return []
+
+    def on_eof(self) -> list[Any]:
+        return []
+
+    def wake_at(self) -> float | None:
+        return None
+
+    def snapshot(self) -> FeatureState:
+        return self.state
+
+    def keys_held(self) -> int:
+        return len(self.state.actors)

@@ -1,7 +1,7 @@
 """Per-actor behaviour features for the online models, computed in one place.
 
 Rules catch what the policy team already knows; the anomaly model
-(`detectors/models.py`) looks for what they do not, and it needs each seller
+(`anomaly.py`) looks for what they do not, and it needs each seller
 and creator described by a few numbers that mean the same thing for a small
 shop and a big one. `ActorFeatures` keeps, per actor, rolling event-time
 statistics of everything the actor does and turns them into a `FeatureUpdate`
@@ -62,19 +62,27 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Annotated, ClassVar, Iterable
+from typing import ClassVar
 
 import msgspec
 
-from detectors.base import forget_before, remember_recent
-from pipeline.engine.detect import Deduper, EntityStates
+from detectors.base import HOUR_MS, forget_before, remember_recent
+from detectors.models.config import ActorFeaturesConfig
 from pipeline.contract.events import (
-    AccountLogin, Event, ListingCreated, ListingRemoved, ListingUpdated, LiveComment, LiveEnded, LiveStarted,
-    LiveStats, LiveTranscript, OrderPlaced, OrderRefunded, PayoutChanged,
+    AccountLogin,
+    Event,
+    ListingCreated,
+    ListingRemoved,
+    ListingUpdated,
+    LiveComment,
+    LiveEnded,
+    LiveStarted,
+    LiveStats,
+    LiveTranscript,
+    OrderPlaced,
+    OrderRefunded,
+    PayoutChanged,
 )
-from pipeline.contract.routing import shard_of
-
-HOUR_MS = 3_600_000
 
 SELLER_FEATURES = (
     "orders_per_hour", "order_growth", "new_buyer_share", "devices_per_order", "payments_per_order",
@@ -114,91 +122,6 @@ RISK_SIDE: dict[str, int] = {
     "likes_per_viewer": 0, "comments_per_viewer": -1, "shares_per_viewer": -1, "follows_per_viewer": 0,
     "commenters_per_viewer": -1, "viewer_jump": 1, "like_jump": 0, "comment_jump": -1, "follow_jump": 1,
 }
-
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-Count = Annotated[int, msgspec.Meta(ge=0)]
-AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
-
-
-class ActorFeaturesConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Windows and bounds of `ActorFeatures` (table `[models.features]`).
-
-    Parameters
-    ----------
-    bucket_seconds
-        Width of the event-time buckets that hold recent counts.
-    recent_seconds
-        The "now" window of counts, shares and maxima (a multiple of `bucket_seconds`).
-    burst_seconds
-        The short window of `order_growth` (a multiple of `bucket_seconds`).
-    baseline_half_life_hours
-        Half-life of the seller's long-run order and refund rates.
-    new_account_days
-        A buyer account at most this many days old counts as new.
-    share_prior_count
-        Shares are smoothed: x / (n + share_prior_count), so one new buyer out of
-        one order is not "100% new buyers" (same for refunds, reused images, and
-        (distinct + prior) / (orders + prior) for devices and payments).
-    min_known_listings
-        A listing's category counts as new only once the seller has this many
-        listings (the first listings are how the seller's categories are learned).
-    live_recent_intervals
-        Stats intervals that form a LIVE's "now".
-    live_baseline_half_life_intervals
-        Half-life, in stats intervals, of the creator's per-viewer rates and
-        of the LIVE's viewer level.
-    live_baseline_max_step
-        Once a LIVE baseline exists it learns an interval as at most this many
-        times (or this fraction of) itself, plus one event: bought engagement
-        must not become the new normal within minutes, a real audience that
-        grows step by step is followed.
-    min_live_intervals
-        Stats intervals of baseline a `*_jump` needs (before that it is 1, usual).
-    commenter_window_seconds
-        Window of `commenters_per_viewer`.
-    rescore_seconds
-        An actor emits at most one update per this much event time after a
-        notable event (an order from a new account or from a device or card
-        already seen in the window, a new listing); sign-ins, payout changes
-        and listing updates always emit.
-    quiet_rescore_seconds
-        ... and at most one per this much after ordinary orders and refunds.
-    live_rescore_seconds
-        The same for LIVE stats (each update judges the stats since the last).
-    max_distinct
-        Distinct buyer devices, payment hashes or commenters remembered per
-        actor and window (the oldest go first).
-    max_listings
-        Listings (with their last price) remembered per seller.
-    max_images, max_categories, max_login_devices, max_login_countries
-        Image hashes, categories (with the seller's usual price level in each),
-        sign-in devices and countries remembered per actor.
-    idle_eviction_hours
-        An actor with no event for this long (event time) is forgotten.
-    """
-
-    bucket_seconds: Positive
-    recent_seconds: Positive
-    burst_seconds: Positive
-    baseline_half_life_hours: Positive
-    new_account_days: Count
-    share_prior_count: Positive
-    min_known_listings: Count
-    live_recent_intervals: AtLeastOne
-    live_baseline_half_life_intervals: Positive
-    live_baseline_max_step: Annotated[float, msgspec.Meta(ge=1)]
-    min_live_intervals: Count
-    commenter_window_seconds: Positive
-    rescore_seconds: Annotated[float, msgspec.Meta(ge=0)]
-    quiet_rescore_seconds: Annotated[float, msgspec.Meta(ge=0)]
-    live_rescore_seconds: Annotated[float, msgspec.Meta(ge=0)]
-    max_distinct: AtLeastOne
-    max_listings: AtLeastOne
-    max_images: AtLeastOne
-    max_categories: AtLeastOne
-    max_login_devices: AtLeastOne
-    max_login_countries: AtLeastOne
-    idle_eviction_hours: Positive
 
 
 class FeatureUpdate(msgspec.Struct, frozen=True, kw_only=True):
@@ -397,7 +320,8 @@ class ActorFeatures:
 
     Examples
     --------
-    >>> features = ActorFeatures(load_features_config())
+    >>> from detectors.models.config import shipped_models_config
+    >>> features = ActorFeatures(shipped_models_config().features)
     >>> def order(i, minute, device, age):
     ...     return OrderPlaced(event_id=f"o{i}", ts=minute * 60_000, order_id=f"O{i}", seller_id="S1",
     ...         buyer_id=f"B{i}", listing_id="L1", amount=5.0, currency="USD", creator_id=None, live_id=None,
@@ -690,7 +614,7 @@ class ActorFeatures:
         out["max_was_over_usual"] = math.exp(window[WAS_OVER_LOG])
 
 
-# ---- the keyed step ----------------------------------------------------------------------------
+# ---- who an event is about ----------------------------------------------------------------------------
 
 
 _SELLER_EVENTS = frozenset({ListingCreated, ListingUpdated, ListingRemoved, OrderPlaced, OrderRefunded})
@@ -711,88 +635,3 @@ def actor_key(event: Event) -> str:
     return event.actor
 
 
-def feature_key(event: Event, shards: int) -> str:
-    """Key of the feature step that owns this event's actor: `features/<shard>`.
-
-    >>> from pipeline.contract.events import decode
-    >>> feature_key(decode(b'{"event_id":"e","type":"live.ended","ts":1,"live_id":"V","creator_id":"C7"}'), 64)
-    'features/11'
-    """
-    return f"features/{shard_of(actor_key(event), shards)}"
-
-
-@dataclass(slots=True)
-class FeatureShardState:
-    """Everything a feature shard keeps; pickled into recovery snapshots."""
-
-    dedupe: Deduper
-    actors: EntityStates = field(default_factory=EntityStates)
-    watermark: int = -(2**62)
-    swept_at: int = -(2**62)
-
-
-class ActorFeatureShard:
-    """One shard of the feature step: dedupe, lateness, per-actor state with idle eviction.
-
-    Events of other steps' families all come here too (listings, orders, LIVE,
-    account events); governance events do not. Duplicates and late events are
-    already counted by the detect steps, so this shard only skips them.
-
-    >>> shard = ActorFeatureShard(ActorFeatures(load_features_config()), allowed_lateness_ms=300_000,
-    ...                           dedupe_horizon_ms=7_200_000)
-    >>> login = AccountLogin(event_id="e1", ts=0, actor="seller:S1", device_id="d1", ip="1.2.3.4", country="US")
-    >>> [u.features["login_novelty"] for u in shard.process([login, login])], shard.keys_held()
-    ([0.0], 1)
-    """
-
-    SWEEP_EVERY_MS = 60_000
-
-    def __init__(self, features: ActorFeatures, *, allowed_lateness_ms: int, dedupe_horizon_ms: int,
-                 resume: FeatureShardState | None = None) -> None:
-        self.features = features
-        self.allowed_lateness_ms = allowed_lateness_ms
-        self.state = resume or FeatureShardState(dedupe=Deduper(dedupe_horizon_ms))
-
-    def process(self, events: Iterable[Event]) -> list[FeatureUpdate]:
-        """Run a batch of events (arrival order); return the feature updates they trigger."""
-        st, features, out = self.state, self.features, []
-        reads, actors, lateness = features.RESCORE, st.actors, self.allowed_lateness_ms
-        states, remember_commenter = actors.states, features.remember_commenter
-        for event in events:
-            kind = type(event)
-            if kind is LiveComment:
-                # Half the stream, and it only adds to a set of commenters: a redelivery changes
-                # nothing, so no dedupe; the creator's stats keep its state active.
-                state = states.get(f"creator:{event.creator_id}")
-                if state is not None:
-                    remember_commenter(state, event)
-                    continue
-            elif kind not in reads:
-                continue
-            # A redelivered stats interval is dropped by the LIVE itself (same ts as one it has).
-            if kind is not LiveStats and st.dedupe.seen_before(event.event_id, event.ts):
-                continue
-            if event.ts > st.watermark:
-                st.watermark = event.ts
-            elif event.ts < st.watermark - lateness:
-                continue
-            actor = actor_key(event)
-            state, update = features.on_event(states.get(actor), event)
-            actors.put(actor, state, event.ts)
-            if update is not None:
-                out.append(update)
-        if st.watermark - st.swept_at >= self.SWEEP_EVERY_MS:
-            st.swept_at = st.watermark
-            st.dedupe.forget_older_than(st.watermark - st.dedupe.horizon_ms)
-            actors.evict_idle(st.watermark - features.idle_eviction_ms)
-        return out
-
-    def keys_held(self) -> int:
-        return len(self.state.actors)
-
-
-def load_features_config(tables: dict | None = None) -> ActorFeaturesConfig:
-    """`[models.features]` from the default config (or from `tables`, the `[models]` table)."""
-    from detectors.models import models_config
-
-    return models_config(tables).features

@@ -1,0 +1,310 @@
+"""The shard runtime: how every keyed step keeps event time and state, and its one Bytewax adapter.
+
+Every stateful step of the dataflow is a *shard* of plain Python (`Shard`):
+a batch of items in, records out, state that can be snapshotted. What the
+shards share lives here, once:
+
+- `EventClock`: a shard's event time. It drops redeliveries (event ids
+  remembered for a horizon of event time), says which events are too late
+  (older than the watermark minus the allowed lateness), and says when it is
+  time to sweep idle state.
+- `EntityStates`: per-entity state (a seller, a LIVE, a category...) kept in
+  activity order, so idle entities are evicted from the front in O(1);
+  `ExpiringStates` for state that carries its own expiry.
+- `EventTimeOrder`: items held and applied in event-time order, for steps fed
+  by many shards on other workers (the ledger, the models): a replay applies
+  everything at the end of its input, a running job what arrived more than
+  a hold ago, so the result does not depend on the worker count.
+- `ShardLogic`: the only Bytewax adapter. It hands batches to the shard, asks
+  it when to wake up, and snapshots it with one rule: pickled when recovery
+  is on, nothing otherwise (nobody would read it).
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, NamedTuple, Protocol
+
+import bytewax.operators as op
+
+from detectors.base import forget_before
+
+NEVER = -(2**62)  # event time before any event
+
+NEW, DUPLICATE, LATE = 0, 1, 2
+
+
+@dataclass(slots=True)
+class EventClock:
+    """One shard's event time: dedupe, watermark, lateness, and when to sweep.
+
+    >>> clock = EventClock(dedupe_horizon_ms=1_000, allowed_lateness_ms=100)
+    >>> [clock.admit(i, ts) for i, ts in [("a", 0), ("a", 10), ("b", 500), ("c", 350)]]
+    [0, 1, 0, 2]
+    >>> clock.watermark, clock.sweep_due(), clock.sweep(), clock.sweep_due()
+    (500, True, 500, False)
+    """
+
+    dedupe_horizon_ms: int
+    allowed_lateness_ms: int
+    sweep_every_ms: int = 60_000
+    # OrderedDict: emptied from the front in O(1); a plain dict rescans the
+    # deleted slots at its front on every `next(iter(...))` (quadratic).
+    seen: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    watermark: int = NEVER
+    swept_at: int = NEVER
+
+    def admit(self, event_id: str, ts: int) -> int:
+        """NEW, DUPLICATE (the id was seen within the horizon) or LATE (behind the lateness cut)."""
+        if self.seen_before(event_id, ts):
+            return DUPLICATE
+        return LATE if self.advance(ts) else NEW
+
+    def seen_before(self, event_id: str, ts: int) -> bool:
+        """Whether `event_id` was seen within the horizon (and remember it if not)."""
+        seen = self.seen
+        if event_id in seen:
+            return True
+        seen[event_id] = ts
+        return False
+
+    def advance(self, ts: int) -> bool:
+        """Move the watermark with an event at `ts`; True if that event is too late to use."""
+        if ts > self.watermark:
+            self.watermark = ts
+            return False
+        return ts < self.watermark - self.allowed_lateness_ms
+
+    def sweep_due(self) -> bool:
+        return self.watermark - self.swept_at >= self.sweep_every_ms
+
+    def sweep(self) -> int:
+        """Forget event ids older than the dedupe horizon; returns the watermark swept at."""
+        self.swept_at = self.watermark
+        forget_before(self.seen, self.watermark - self.dedupe_horizon_ms)
+        return self.watermark
+
+
+@dataclass(slots=True)
+class EntityStates:
+    """One kind of state per entity, least recently active first."""
+
+    states: dict[str, Any] = field(default_factory=dict)
+    last_seen: OrderedDict[str, int] = field(default_factory=OrderedDict)  # O(1) eviction from the front
+
+    def get(self, entity: str) -> Any:
+        return self.states.get(entity)
+
+    def put(self, entity: str, state: Any, ts: int) -> None:
+        """Keep `state` (None forgets the entity), marking it active at `ts`."""
+        if state is None:
+            self.states.pop(entity, None)
+            self.last_seen.pop(entity, None)
+            return
+        self.states[entity] = state
+        last_seen = self.last_seen
+        previous = last_seen.get(entity)
+        if previous is None:
+            last_seen[entity] = ts
+            return
+        last_seen.move_to_end(entity)  # iteration order is activity order (for eviction)
+        if ts > previous:
+            last_seen[entity] = ts
+
+    def evict_idle(self, cutoff: int) -> None:
+        """Forget entities last active before `cutoff`."""
+        last_seen = self.last_seen
+        while last_seen:
+            entity = next(iter(last_seen))
+            if last_seen[entity] >= cutoff:
+                return
+            del last_seen[entity]
+            del self.states[entity]
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+
+@dataclass(slots=True)
+class ExpiringStates:
+    """Per-entity states that say themselves when they expire (`expires_at(state)`, event time)."""
+
+    states: dict[str, Any] = field(default_factory=dict)
+
+    def put(self, key: str, state: Any) -> None:
+        if state is None:
+            self.states.pop(key, None)
+        else:
+            self.states[key] = state
+
+    def expire(self, now: int, expires_at: Callable[[Any], int]) -> None:
+        # In place: callers may hold `states` across calls.
+        for key in [k for k, s in self.states.items() if expires_at(s) < now]:
+            del self.states[key]
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+
+# ---- applying items in event-time order --------------------------------------------------------
+
+
+class Pending(NamedTuple):
+    """An item waiting in an `EventTimeOrder`: applied by `(ts, rank, order)`."""
+
+    ts: int
+    rank: int  # ties at one event time: e.g. a violation before its appeal
+    order: str  # a deterministic tie-break (an id)
+    item: Any
+    due: float  # wall-clock arrival (or retry) time that the hold counts from
+    first_arrived: float
+
+
+@dataclass(slots=True)
+class EventTimeOrder:
+    """Items held until they can be applied in event-time order.
+
+    >>> order = EventTimeOrder()
+    >>> order.hold(20, 0, "b", "second", arrived=1.0); order.hold(10, 0, "a", "first", arrived=2.0)
+    >>> [p.item for p in order.take(arrived_before=1.5)], [p.item for p in order.take(None)]
+    (['second'], ['first'])
+    """
+
+    pending: list[Pending] = field(default_factory=list)
+
+    def hold(self, ts: int, rank: int, order: str, item: Any, arrived: float) -> None:
+        self.pending.append(Pending(ts, rank, order, item, arrived, arrived))
+
+    def retry(self, p: Pending, due: float) -> None:
+        """Hold an item again (it could not be applied yet), keeping when it first arrived."""
+        self.pending.append(p._replace(due=due))
+
+    def take(self, arrived_before: float | None) -> list[Pending]:
+        """Items that arrived before the time given (all if None), in event-time order."""
+        if arrived_before is None:
+            ready, self.pending = self.pending, []
+        else:
+            ready = [p for p in self.pending if p.due < arrived_before]
+            self.pending = [p for p in self.pending if p.due >= arrived_before]
+        ready.sort(key=lambda p: (p.ts, p.rank, p.order))
+        return ready
+
+    def oldest(self) -> float | None:
+        """Wall-clock arrival of the oldest held item."""
+        return min((p.due for p in self.pending), default=None)
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+
+# ---- the shard protocol and the one Bytewax adapter -------------------------------------------------
+
+
+class Shard(Protocol):
+    """What every keyed step is: plain Python that Bytewax drives through `ShardLogic`.
+
+    `now` is the wall clock in seconds (only holds and retries use it; event
+    time comes from the items). `snapshot()` is picklable state from which the
+    step's builder rebuilds the shard after a restart.
+    """
+
+    def on_batch(self, items: list[Any], now: float) -> list[Any]: ...
+
+    def on_notify(self, now: float) -> list[Any]: ...
+
+    def on_eof(self) -> list[Any]: ...
+
+    def wake_at(self) -> float | None: ...
+
+    def snapshot(self) -> Any: ...
+
+    def keys_held(self) -> int: ...
+
+
+class EventTimeOrderedShard:
+    """Base of shards that hold what they receive and apply it in event-time order.
+
+    `hold_seconds` None (a replay: bounded input) applies everything at the end
+    of the input; otherwise items are applied once they have waited that long
+    (wall clock). Subclasses `receive` items (holding them in `self.order`, or
+    answering at once) and `apply` each one when its turn comes.
+    """
+
+    def __init__(self, hold_seconds: float | None, order: EventTimeOrder) -> None:
+        self.hold_seconds = hold_seconds
+        self.order = order
+
+    def receive(self, items: list[Any], now: float) -> list[Any]:
+        raise NotImplementedError
+
+    def apply(self, pending: Pending, final: bool) -> list[Any]:
+        raise NotImplementedError
+
+    def on_batch(self, items: list[Any], now: float) -> list[Any]:
+        out = self.receive(items, now)
+        if self.hold_seconds is not None:
+            out += self.release(now - self.hold_seconds)
+        return out
+
+    def on_notify(self, now: float) -> list[Any]:
+        return self.release(now - self.hold_seconds) if self.hold_seconds is not None else []
+
+    def on_eof(self) -> list[Any]:
+        return self.release(None)
+
+    def wake_at(self) -> float | None:
+        oldest = self.order.oldest()
+        if self.hold_seconds is None or oldest is None:
+            return None
+        return oldest + self.hold_seconds
+
+    def release(self, arrived_before: float | None) -> list[Any]:
+        """Apply held items that arrived before the time given (all if None), in event-time order."""
+        out: list[Any] = []
+        for pending in self.order.take(arrived_before):
+            out.extend(self.apply(pending, final=arrived_before is None))
+        return out
+
+
+class ShardLogic(op.StatefulBatchLogic):
+    """The one Bytewax adapter: a `Shard` as the logic of a `stateful_batch` step.
+
+    `recovery` False: snapshots are never read, so none is pickled (each epoch
+    would pickle every shard for nothing). `keys_gauge(shard)` reports the
+    state size after each batch.
+    """
+
+    def __init__(self, shard: Shard, *, recovery: bool, keys_gauge: Callable[[Shard], None] | None = None) -> None:
+        self.shard = shard
+        self.recovery = recovery
+        self.keys_gauge = keys_gauge
+
+    def on_batch(self, items: list[Any]):
+        out = self.shard.on_batch(items, time.time())
+        if self.keys_gauge is not None:
+            self.keys_gauge(self.shard)
+        return out, self.RETAIN
+
+    def on_notify(self):
+        return self.shard.on_notify(time.time()), self.RETAIN
+
+    def on_eof(self):
+        return self.shard.on_eof(), self.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        at = self.shard.wake_at()
+        return None if at is None else datetime.fromtimestamp(at, tz=timezone.utc)
+
+    def snapshot(self) -> bytes:
+        if not self.recovery:
+            return b""
+        return pickle.dumps(self.shard.snapshot(), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def resumed(snapshot: bytes | None) -> Any:
+    """The state a `ShardLogic` snapshot holds (None for a new shard or an empty snapshot)."""
+    return pickle.loads(snapshot) if snapshot else None

@@ -34,7 +34,7 @@ from pipeline.contract.events import Event, LiveComment, LiveStats
 from pipeline.contract.records import DeadLetter, Violation
 from pipeline.contract.routing import FAMILY_OF, shard_of
 from pipeline.enforce.policy import Policy, violation_from
-from pipeline.engine.shards import DUPLICATE, LATE, EntityStates, EventClock
+from pipeline.engine.shards import DUPLICATE, LATE, EntityStates, EventClock, PlainShard
 from sinks.metrics import Metrics
 
 log = logging.getLogger("shopguard.detect")
@@ -82,7 +82,7 @@ class DetectState:
     detector_states: dict[str, EntityStates] = field(default_factory=dict)
 
 
-class DetectShard:
+class DetectShard(PlainShard):
     """Dedupe, lateness, dispatch to detectors and policy, for one shard of the detect step.
 
     Items are `(read_ms, events)` groups from `decode_and_route` (events in
@@ -157,18 +157,6 @@ class DetectShard:
             idle_ms = detector.idle_eviction_ms or self.idle_eviction_ms
             self.state.detector_states[detector.name].evict_idle(watermark - idle_ms)
 
-    def on_notify(self, now: float) -> list[Any]:
-        return []
-
-    def on_eof(self) -> list[Any]:
-        return []
-
-    def wake_at(self) -> float | None:
-        return None
-
-    def snapshot(self) -> DetectState:
-        return self.state
-
     def keys_held(self) -> int:
         """Entities in state (for the state-size metric)."""
         return sum(len(s) for s in self.state.detector_states.values())
@@ -182,7 +170,7 @@ class FeatureState:
     actors: EntityStates = field(default_factory=EntityStates)
 
 
-class FeatureShard:
+class FeatureShard(PlainShard):
     """One shard of the feature step: per-actor `ActorFeatures` state with dedupe, lateness and eviction.
 
     Events of every detector family come here too (listings, orders, LIVE,
@@ -242,18 +230,6 @@ class FeatureShard:
                 out.append(update)
         if clock.sweep_due():
             actors.evict_idle(clock.sweep() - features.idle_eviction_ms)
-
-    def on_notify(self, now: float) -> list[Any]:
-        return []
-
-    def on_eof(self) -> list[Any]:
-        return []
-
-    def wake_at(self) -> float | None:
-        return None
-
-    def snapshot(self) -> FeatureState:
-        return self.state
 
     def keys_held(self) -> int:
         return len(self.state.actors)

@@ -15,7 +15,7 @@ from detectors.security import IdentifierFanOut, IdentifierNote, LinkedAccounts,
 from pipeline.enforce.ledger import Relayed
 from pipeline.enforce.links import IdentityUse, link_key
 from pipeline.enforce.policy import Policy, violation_from
-from pipeline.engine.shards import NEVER, EventClock, ExpiringStates
+from pipeline.engine.shards import NEVER, EventClock, ExpiringStates, PlainShard
 
 HOUR_MS = 3_600_000
 
@@ -29,7 +29,7 @@ class ExpiringShardState:
                                                                   sweep_every_ms=HOUR_MS))
 
 
-class _ExpiringShard:
+class _ExpiringShard(PlainShard):
     """A shard whose state expires in event time (each state says when)."""
 
     def __init__(self, expires_at, resume: ExpiringShardState | None) -> None:
@@ -41,18 +41,6 @@ class _ExpiringShard:
         clock.advance(ts)
         if clock.sweep_due():
             self.state.states.expire(clock.sweep(), self.expires_at)
-
-    def on_notify(self, now: float) -> list[Any]:
-        return []
-
-    def on_eof(self) -> list[Any]:
-        return []
-
-    def wake_at(self) -> float | None:
-        return None
-
-    def snapshot(self) -> ExpiringShardState:
-        return self.state
 
     def keys_held(self) -> int:
         return len(self.state.states)

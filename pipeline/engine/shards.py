@@ -225,6 +225,27 @@ class Shard(Protocol):
     def keys_held(self) -> int: ...
 
 
+class PlainShard:
+    """Base of shards that only react to their input: no timers, nothing held back at the end.
+
+    A subclass keeps everything it snapshots in `self.state`.
+    """
+
+    state: Any
+
+    def on_notify(self, now: float) -> list[Any]:
+        return []
+
+    def on_eof(self) -> list[Any]:
+        return []
+
+    def wake_at(self) -> float | None:
+        return None
+
+    def snapshot(self) -> Any:
+        return self.state
+
+
 class EventTimeOrderedShard:
     """Base of shards that hold what they receive and apply it in event-time order.
 

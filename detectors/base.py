@@ -44,6 +44,33 @@ class Signal:
     explanation: str
 
 
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Evidence a detector hands to its own second stage, keyed by a shop (`seller_id`).
+
+    Some evidence only means something next to another entity's state: what a
+    creator says on a LIVE is judged against the listings of the shop the LIVE
+    sells for. The first stage (keyed by creator) forwards the claim; the
+    engine routes it to the shard of the `shops` stage that keeps that shop's
+    listings, where the same detector reads it (see `joined_types`).
+    """
+
+    seller_id: str
+    item: Any  # a struct with `event_id` and `ts`, of a type in the detector's `joined_types`
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Call the detector's `on_wake(state, at)` for this entity once its shard's event time reaches `at`.
+
+    An event-time timer: a detector that must wait for late evidence (a price
+    change delivered after a claim about it) judges when the wait is over;
+    at the end of a replay every pending wake fires.
+    """
+
+    at: int
+
+
 class Detector(Protocol, Generic[S]):
     """The shape of a detector (structural: detectors need not inherit it).
 
@@ -73,8 +100,18 @@ class Detector(Protocol, Generic[S]):
         ...
 
     def on_event(self, state: S | None, event: Any) -> tuple[S | None, Sequence[Signal]]:
-        """Update one entity's state with one event; return new state and signals."""
+        """Update one entity's state with one event; return new state and signals.
+
+        The returned sequence may also hold `Forward` and `Wake` requests.
+        """
         ...
+
+    # Optional, checked at registration when present:
+    #   joined_types: frozenset[type]   event types it reads in the second, `shops` stage (keyed by seller)
+    #   shared_types: frozenset[type]   event types that update its shard-wide state through
+    #                                   `on_shared(shared, event) -> shared`; its `on_event` then takes
+    #                                   `shared=` (e.g. the brand registry every category is judged by)
+    #   on_wake(state, at) -> (state, outputs)   for the `Wake` requests it makes
 
 
 @dataclass(slots=True)

@@ -30,7 +30,7 @@ import importlib
 import pkgutil
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import msgspec
 
@@ -48,6 +48,8 @@ class Registration:
     table: str
     config_type: type
     violation_types: tuple[str, ...]
+    joined_types: frozenset[type]  # read in the `shops` stage (empty: a one-stage detector)
+    shared_types: frozenset[type]  # update its shard-wide state
 
     def build(self, config: Any) -> Any:
         return self.cls(config)
@@ -99,10 +101,9 @@ class Registry:
         fields = [(entry.table, entry.config_type) for entry in self._by_table.values()]
         return msgspec.defstruct("DetectorsConfig", fields, frozen=True, forbid_unknown_fields=True)
 
-    def build(self, configs: Any, tables: Iterable[str] | None = None) -> list[Any]:
-        """Instances of the detectors (all, or those of `tables`) from the typed `[detectors]` section."""
-        chosen = self._by_table if tables is None else {t: self._by_table[t] for t in tables}
-        return [entry.build(getattr(configs, table)) for table, entry in chosen.items()]
+    def build(self, configs: Any) -> list[tuple[Registration, Any]]:
+        """Every registered detector, configured from the typed `[detectors]` section, with its registration."""
+        return [(entry, entry.build(getattr(configs, table))) for table, entry in self._by_table.items()]
 
 
 _REGISTRY = Registry()
@@ -162,4 +163,16 @@ def _checked(cls: type) -> Registration:
     for method in ("entity", "on_event"):
         if not callable(getattr(cls, method, None)):
             fail(f"missing method `{method}`")
-    return Registration(cls, table, config_type, types)
+    joined = _optional_types(cls, "joined_types", fail)
+    shared = _optional_types(cls, "shared_types", fail)
+    if shared and not callable(getattr(cls, "on_shared", None)):
+        fail("declares `shared_types` but has no `on_shared(shared, event)`")
+    return Registration(cls, table, config_type, types, joined, shared)
+
+
+def _optional_types(cls: type, attr: str, fail) -> frozenset[type]:
+    """An optional frozenset of event classes (empty when the class does not declare it)."""
+    value = cls.__dict__.get(attr, frozenset())
+    if not isinstance(value, frozenset) or not all(isinstance(t, type) for t in value):
+        fail(f"`{attr}` must be a frozenset of event classes")
+    return value

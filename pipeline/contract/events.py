@@ -87,6 +87,14 @@ class ListingRemoved(Event, frozen=True, tag="listing.removed"):
     topic: ClassVar[str] = "listing-events"
 
 
+class BrandRegistered(Event, frozen=True, tag="brand.registered"):
+    """Extension: the platform's brand registry protects `brand` (and its `aliases`) from replicas."""
+
+    brand: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    aliases: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=128)]], msgspec.Meta(max_length=32)] = []
+    topic: ClassVar[str] = "listing-events"
+
+
 # ---- LIVE streams (topic live-events) ---------------------------------------
 
 
@@ -195,7 +203,7 @@ class EducationCompleted(Event, frozen=True, tag="education.completed"):
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
-    ListingCreated, ListingUpdated, ListingRemoved,
+    ListingCreated, ListingUpdated, ListingRemoved, BrandRegistered,
     LiveStarted, LiveStats, LiveTranscript, LiveComment, LiveEnded,
     OrderPlaced, OrderRefunded,
     AccountLogin, PayoutChanged,

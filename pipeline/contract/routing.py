@@ -2,9 +2,13 @@
 
 Every stateful step is keyed by `family/shard`. The key is a pure function of
 the event, so a replay routes identically on any number of workers, and each
-shard sees its events in arrival order. Listing upserts are keyed by category
-because pricing detectors learn each category's going rate; everything else
-by the actor it is about.
+shard sees its events in arrival order. Shards are bounded (`shards` per
+family, crc32 of the routing field): listing upserts by category, because
+pricing detectors learn each category's going rate; everything else by the
+actor it is about. A `brand.registered` event goes to every listing shard
+(each keeps the registry its pricing detectors judge by), and listing events
+also go to the `shop` shard of their seller when a detector joins them with
+other evidence about that shop (a LIVE's spoken prices).
 """
 
 from __future__ import annotations
@@ -12,14 +16,14 @@ from __future__ import annotations
 import zlib
 
 from pipeline.contract.events import (
-    AccountLogin, AppealDecided, AppealFiled, EducationCompleted, Event, ListingCreated, ListingRemoved,
-    ListingUpdated, LiveComment, LiveEnded, LiveStarted, LiveStats, LiveTranscript, OrderPlaced, OrderRefunded,
-    PayoutChanged,
+    AccountLogin, AppealDecided, AppealFiled, BrandRegistered, EducationCompleted, Event, ListingCreated,
+    ListingRemoved, ListingUpdated, LiveComment, LiveEnded, LiveStarted, LiveStats, LiveTranscript, OrderPlaced,
+    OrderRefunded, PayoutChanged,
 )
 
 # event class -> family of the step that owns it
 FAMILY_OF: dict[type, str] = {
-    ListingCreated: "listing", ListingUpdated: "listing",
+    ListingCreated: "listing", ListingUpdated: "listing", BrandRegistered: "listing",
     ListingRemoved: "seller", OrderPlaced: "seller", OrderRefunded: "seller",
     LiveStarted: "creator", LiveStats: "creator", LiveTranscript: "creator", LiveComment: "creator",
     LiveEnded: "creator",
@@ -27,6 +31,7 @@ FAMILY_OF: dict[type, str] = {
     AppealFiled: "ledger", AppealDecided: "ledger", EducationCompleted: "ledger",
 }
 GOVERNANCE_TYPES = frozenset(t for t, family in FAMILY_OF.items() if family == "ledger")
+SHOP = "shop"  # the family of the second detect stage, keyed by seller
 
 
 def shard_of(key: str, shards: int) -> int:
@@ -38,21 +43,30 @@ def shard_of(key: str, shards: int) -> int:
     return zlib.crc32(key.encode()) % shards
 
 
-def route_key(event: Event, shards: int) -> str:
-    """`family/shard` of the detect step that owns this event.
+def route_keys(event: Event, shards: int) -> tuple[str, ...]:
+    """`family/shard` of every detect shard that reads this event (the first is its owner).
 
     >>> from pipeline.contract.events import decode
-    >>> route_key(decode(b'{"event_id":"e","type":"live.ended","ts":1,"live_id":"V","creator_id":"C7"}'), 64)
-    'creator/54'
+    >>> route_keys(decode(b'{"event_id":"e","type":"live.ended","ts":1,"live_id":"V","creator_id":"C7"}'), 64)
+    ('creator/54',)
+    >>> len(route_keys(decode(b'{"event_id":"b","type":"brand.registered","ts":1,"brand":"Luma"}'), 64))
+    64
     """
     family = FAMILY_OF[type(event)]
     if family == "listing":
-        return f"listing/{event.category}"
+        if type(event) is BrandRegistered:
+            return tuple(f"listing/{i}" for i in range(shards))
+        return (f"listing/{shard_of(event.category, shards)}",)
     if family == "seller":
-        return f"seller/{shard_of(event.seller_id, shards)}"
+        return (f"seller/{shard_of(event.seller_id, shards)}",)
     if family == "creator":
-        return f"creator/{shard_of(event.creator_id, shards)}"
-    return f"{family}/{shard_of(event.actor, shards)}"
+        return (f"creator/{shard_of(event.creator_id, shards)}",)
+    return (f"{family}/{shard_of(event.actor, shards)}",)
+
+
+def shop_key(seller_id: str, shards: int) -> str:
+    """Shard of the second detect stage that keeps one shop's listings and what is said about them."""
+    return f"{SHOP}/{shard_of(seller_id, shards)}"
 
 
 def ledger_key(actor: str, shards: int) -> str:

@@ -44,7 +44,7 @@ from detectors.registry import registry
 from pipeline.config import Config
 from pipeline.contract.events import AppealDecided, Event, InvalidEvent, decode
 from pipeline.contract.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, encode
-from pipeline.contract.routing import GOVERNANCE_TYPES, ledger_key, route_key
+from pipeline.contract.routing import GOVERNANCE_TYPES, SHOP, ledger_key, route_keys, shop_key
 from pipeline.enforce.ledger import Ledger, Relayed
 from pipeline.enforce.links import ACCOUNT_EVENTS, IdentityUse, fan_out_key, is_suspension_change
 from pipeline.enforce.policy import Policy
@@ -112,6 +112,8 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     metrics = ctx.metrics
     shards = ctx.config.job.shards
     input_records: dict[str, Any] = {}
+    # Event types a detector joins, per shop, with evidence of its first stage (`Forward`).
+    shop_types = frozenset(t for entry in registry().entries for t in entry.joined_types)
     # `[models.anomaly] enabled = false` turns the feature step off: nothing is routed to it.
     feature_types = ActorFeatures.RESCORE if ctx.config.models.anomaly.enabled else {}
 
@@ -137,12 +139,15 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
             if kind in GOVERNANCE_TYPES:
                 out.append(event)
                 continue
-            key = route_key(event, shards)
-            group = for_detect.get(key)
-            if group is None:
-                for_detect[key] = (record.received_ms, [event])
-            else:
-                group[1].append(event)
+            keys = route_keys(event, shards)
+            if kind in shop_types:
+                keys += (shop_key(event.seller_id, shards),)
+            for key in keys:
+                group = for_detect.get(key)
+                if group is None:
+                    for_detect[key] = (record.received_ms, [event])
+                else:
+                    group[1].append(event)
             if kind in feature_types:
                 key = feature_key(event, shards)
                 batch = for_features.get(key)
@@ -196,12 +201,13 @@ class FeatureBatch(NamedTuple):
     events: list[Event]
 
 
-def detect_shard(ctx: JobContext) -> Callable[[Any], DetectShard]:
+def detect_shard(ctx: JobContext, stage: str) -> Callable[[Any], DetectShard]:
+    """A shard of the `detect` stage, or of the `shops` stage (whose duplicates were counted in the first)."""
     job, detectors = ctx.config.job, registry().build(ctx.config.detectors)
     return lambda state: DetectShard(
         detectors, ctx.policy, ctx.metrics, allowed_lateness_ms=ctx.ms(job.allowed_lateness_seconds),
         dedupe_horizon_ms=ctx.ms(job.dedupe_horizon_seconds), idle_eviction_ms=ctx.ms(job.idle_eviction_seconds),
-        resume=state)
+        shards=job.shards, stage=stage, count_skipped=stage == "detect", resume=state)
 
 
 def feature_shard(ctx: JobContext) -> Callable[[Any], FeatureShard]:
@@ -262,9 +268,16 @@ def build_flow(
     uses = op.branch("split_identity_uses", others.falses, lambda x: isinstance(x, IdentityUse))
     identity_uses, governance = uses.trues, uses.falses
 
-    detect_out = op.key_rm("violations", ctx.step("detect", to_detect.trues, detect_shard(ctx),
+    stages = op.branch("split_shop_groups", to_detect.trues, lambda kv: kv[0].startswith(SHOP))
+    detect_out = op.key_rm("violations", ctx.step("detect", stages.falses, detect_shard(ctx, "detect"),
                                                   keys_label=lambda shard: shard.step))
-    detector_errors = op.branch("split_detector_errors", detect_out, lambda x: isinstance(x, DeadLetter))
+    # A detector's second stage, per shop: listing events and what the first stage forwarded.
+    forwarded = op.branch("split_forwarded", detect_out, lambda x: type(x) is tuple)
+    shops_in = op.merge("shops_inputs", stages.trues, forwarded.trues)
+    shops_out = op.key_rm("shop_violations", ctx.step("detect_shops", shops_in, detect_shard(ctx, "shops"),
+                                                      keys_label="detect_shops"))
+    detector_errors = op.branch("split_detector_errors", op.merge("detected", forwarded.falses, shops_out),
+                                lambda x: isinstance(x, DeadLetter))
     detected = detector_errors.falses
 
     # Online models: per-actor features, then one model step that scores actors

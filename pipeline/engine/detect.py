@@ -22,19 +22,21 @@ active sellers, creators and LIVEs, not the length of the stream.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import msgspec
 
-from detectors.base import Signal
+from detectors.base import Forward, Signal
 from detectors.models.features import ActorFeatures, FeatureUpdate, actor_key
+from detectors.registry import Registration
 from pipeline.contract.events import Event, LiveComment, LiveStats
 from pipeline.contract.records import DeadLetter, Violation
-from pipeline.contract.routing import FAMILY_OF, shard_of
+from pipeline.contract.routing import FAMILY_OF, shard_of, shop_key
 from pipeline.enforce.policy import Policy, violation_from
-from pipeline.engine.shards import DUPLICATE, LATE, EntityStates, EventClock, PlainShard
+from pipeline.engine.shards import DUPLICATE, NEW, EntityStates, EventClock, PlainShard
 from sinks.metrics import Metrics
 
 log = logging.getLogger("shopguard.detect")
@@ -73,6 +75,19 @@ class DetectorErrors:
             reason="detector_error",
         )
 
+    def wake_error(self, detector: str, entity: str, at: int, err: Exception) -> DeadLetter:
+        """A detector that raised when woken: its pending judgement is a dead letter instead."""
+        self.metrics.detector_errors_child(detector).inc()
+        self.metrics.dead_letters_child("detector_error").inc()
+        return DeadLetter(
+            raw=f"wake of {entity} at {at}",
+            error=(f"detector {detector} raised {type(err).__name__} ({err}) when woken for {entity}; "
+                   f"the job kept running: report it to the detector's owners with this record"),
+            source=f"internal/wake/{detector}/{entity}",
+            ts=at,
+            reason="detector_error",
+        )
+
 
 @dataclass(slots=True)
 class DetectState:
@@ -80,69 +95,138 @@ class DetectState:
 
     clock: EventClock
     detector_states: dict[str, EntityStates] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)  # detector name -> its shard-wide state
+    # (at, sequence, detector name, entity): `Wake` requests, fired when the clock reaches `at`
+    wakes: list[tuple[int, int, str, str]] = field(default_factory=list)
+    wake_seq: int = 0
 
 
 class DetectShard(PlainShard):
-    """Dedupe, lateness, dispatch to detectors and policy, for one shard of the detect step.
+    """Dedupe, lateness, dispatch to detectors and policy, for one shard of a detect stage.
 
     Items are `(read_ms, events)` groups from `decode_and_route` (events in
     arrival order). `detectors` are instances of every registered detector;
-    each sees only the event types it reads.
+    each sees only the event types it reads in this stage: `event_types` in
+    the `detect` stage, `joined_types` in the `shops` stage (which also takes
+    the `Forward`ed items of the first). Besides violations and dead letters
+    the shard emits `(shop key, (read_ms, [item]))` groups for `Forward`s.
+    `count_skipped` False: duplicates and late events were counted upstream.
     """
 
-    def __init__(self, detectors: Iterable[Any], policy: Policy, metrics: Metrics, *, allowed_lateness_ms: int,
-                 dedupe_horizon_ms: int, idle_eviction_ms: int, resume: DetectState | None = None) -> None:
-        self.detectors = list(detectors)
+    def __init__(self, detectors: Iterable[tuple[Registration, Any]], policy: Policy, metrics: Metrics, *,
+                 allowed_lateness_ms: int, dedupe_horizon_ms: int, idle_eviction_ms: int, shards: int,
+                 stage: str = "detect", count_skipped: bool = True, resume: DetectState | None = None) -> None:
+        detectors = list(detectors)
+        self.detectors = {d.name: d for _, d in detectors}
         self.policy = policy
         self.metrics = metrics
         self.errors = DetectorErrors(metrics)
         self.idle_eviction_ms = idle_eviction_ms
+        self.shards = shards
+        self.stage = stage
+        self.count_skipped = count_skipped
         self.state = resume or DetectState(EventClock(dedupe_horizon_ms, allowed_lateness_ms))
         states = self.state.detector_states
-        for d in self.detectors:  # a detector added since the snapshot starts empty
-            states.setdefault(d.name, EntityStates())
-        # event type -> (detector, its entity states) for each detector that reads it
+        for name in self.detectors:  # a detector added since the snapshot starts empty
+            states.setdefault(name, EntityStates())
+        # event type -> (detector, its entity states) for each detector that reads it in this stage
         self._readers: dict[type, list[tuple[Any, EntityStates]]] = {}
-        for d in self.detectors:
-            for event_type in d.event_types:
+        self._shared: dict[type, list[Any]] = {}  # event type -> detectors whose shard-wide state it updates
+        self._takes_shared: set[str] = set()  # detectors whose on_event reads their shard-wide state
+        for entry, d in detectors:
+            for event_type in (d.event_types if stage == "detect" else entry.joined_types):
                 self._readers.setdefault(event_type, []).append((d, states[d.name]))
+            for event_type in entry.shared_types:
+                self._shared.setdefault(event_type, []).append(d)
+                self._takes_shared.add(d.name)
         self.step: str | None = None  # the state-size metric's label, from the first event's family
 
-    def on_batch(self, groups: list[tuple[int, list[Event]]], now: float) -> list[Violation | DeadLetter]:
-        out: list[Violation | DeadLetter] = []
-        for _read, events in groups:
-            self.process(events, out)
+    def on_batch(self, groups: list[tuple[int, list[Event]]], now: float) -> list[Any]:
+        out: list[Any] = []
+        for read_ms, events in groups:
+            self.process(events, out, read_ms)
         if self.step is None:
-            self.step = f"detect_{FAMILY_OF[type(groups[0][1][0])]}s"
+            self.step = f"detect_{FAMILY_OF.get(type(groups[0][1][0]), self.stage)}s"
         # Latency: from the oldest record of these groups being read to their detection done.
         self.metrics.processing_latency.observe(max(0.0, now - min(read for read, _ in groups) / 1000.0))
         return out
 
-    def process(self, events: Iterable[Event], out: list[Violation | DeadLetter]) -> None:
-        """Run events (arrival order) through the shard, appending violations and dead letters to `out`."""
-        clock, readers, metrics = self.state.clock, self._readers, self.metrics
+    def process(self, events: Iterable[Event], out: list[Any], read_ms: int = 0) -> None:
+        """Run events (arrival order) through the shard, appending what they cause to `out`."""
+        clock, readers, shared, metrics = self.state.clock, self._readers, self._shared, self.metrics
         for event in events:
             admitted = clock.admit(event.event_id, event.ts)
-            if admitted == DUPLICATE:
-                metrics.duplicates_child(event.topic).inc()
+            if admitted != NEW:
+                if self.count_skipped:
+                    (metrics.duplicates_child if admitted == DUPLICATE else metrics.late_child)(event.topic).inc()
                 continue
-            if admitted == LATE:
-                metrics.late_child(event.topic).inc()
+            kind = type(event)
+            if kind in shared:
+                self._update_shared(shared[kind], event, out)
                 continue
-            for detector, states in readers.get(type(event), ()):
+            for detector, states in readers.get(kind, ()):
                 entity = detector.entity(event)
                 if entity is None:
                     continue
                 try:
-                    new_state, signals = detector.on_event(states.states.get(entity), event)
+                    if detector.name in self._takes_shared:
+                        new_state, found = detector.on_event(states.states.get(entity), event,
+                                                             shared=self.state.shared.get(detector.name))
+                    else:
+                        new_state, found = detector.on_event(states.states.get(entity), event)
                 except Exception as err:  # contained: see the module docstring
                     out.append(self.errors.dead_letter(detector.name, event, err))
                     continue
                 states.put(entity, new_state, event.ts)
-                if signals:
-                    out.extend(self._violation(s) for s in signals)
+                if found:
+                    self._handle(detector, entity, found, out, read_ms)
+        if self.state.wakes and self.state.wakes[0][0] <= clock.watermark:
+            self._wake_until(clock.watermark, out, read_ms)
         if clock.sweep_due():
             self._sweep()
+
+    def _update_shared(self, detectors: list[Any], event: Event, out: list[Any]) -> None:
+        for detector in detectors:
+            try:
+                self.state.shared[detector.name] = detector.on_shared(self.state.shared.get(detector.name), event)
+            except Exception as err:
+                out.append(self.errors.dead_letter(detector.name, event, err))
+
+    def _handle(self, detector: Any, entity: str, found: Any, out: list[Any], read_ms: int) -> None:
+        """Signals become violations; `Forward`s go to the shops stage; `Wake`s are remembered."""
+        for item in found:
+            kind = type(item)
+            if kind is Signal:
+                out.append(self._violation(item))
+            elif kind is Forward:
+                out.append((shop_key(item.seller_id, self.shards), (read_ms, [item.item])))
+            else:  # Wake
+                st = self.state
+                st.wake_seq += 1
+                heapq.heappush(st.wakes, (item.at, st.wake_seq, detector.name, entity))
+
+    def _wake_until(self, until: int | None, out: list[Any], read_ms: int) -> None:
+        """Fire every `Wake` due at or before `until` (all of them if None: the end of the input)."""
+        wakes = self.state.wakes
+        while wakes and (until is None or wakes[0][0] <= until):
+            at, _, name, entity = heapq.heappop(wakes)
+            detector, states = self.detectors[name], self.state.detector_states[name]
+            state = states.get(entity)
+            if state is None:
+                continue  # evicted or forgotten since: nothing left to judge
+            try:
+                new_state, found = detector.on_wake(state, at)
+            except Exception as err:
+                out.append(self.errors.wake_error(name, entity, at, err))
+                continue
+            states.put(entity, new_state, at)
+            if found:
+                self._handle(detector, entity, found, out, read_ms)
+
+    def on_eof(self) -> list[Any]:
+        out: list[Any] = []
+        self._wake_until(None, out, 0)
+        return out
 
     def _violation(self, signal: Signal) -> Violation:
         violation = violation_from(signal, self.policy)
@@ -151,7 +235,7 @@ class DetectShard(PlainShard):
 
     def _sweep(self) -> None:
         watermark = self.state.clock.sweep()
-        for detector in self.detectors:
+        for detector in self.detectors.values():
             # A detector may need a longer memory than the job default (e.g. an
             # actor's known devices, which matter for months).
             idle_ms = detector.idle_eviction_ms or self.idle_eviction_ms

@@ -212,6 +212,7 @@ class Metrics:
 
     def init_label_values(self, *, detectors: Mapping[str, Iterable[str]], event_types: Mapping[str, str],
                           actions: Iterable[str], dead_letter_reasons: Iterable[str],
+                          anomaly_models: Iterable[str] = (), drift_signals: Iterable[str] = (),
                           appeal_outcomes: Iterable[str] = APPEAL_OUTCOMES) -> None:
         """Create every known label set of the labelled counters at 0.
 
@@ -228,6 +229,10 @@ class Metrics:
             enforcement action kinds (`pipeline.enforce.policy.ACTION_KINDS`).
         dead_letter_reasons
             every `reason` a dead letter can carry (decoding and ledger rejections).
+        anomaly_models
+            the models that put actors on the review queue.
+        drift_signals
+            the signals ADWIN watches (`violation_rate:TYPE`, `anomaly_score:MODEL`).
         """
         types = sorted({t for issued in detectors.values() for t in issued})
         for event_type, topic in event_types.items():
@@ -246,6 +251,10 @@ class Metrics:
             self.actions_child(action)
         for reason in dead_letter_reasons:
             self.dead_letters_child(reason)
+        for model in anomaly_models:
+            self.review_child(model)
+        for signal in drift_signals:
+            self.drift.labels(signal)
 
     def observe_latency(self, seconds: float, events: int = 1) -> None:
         """Record `events` events detected `seconds` after they were read (one histogram update per group).

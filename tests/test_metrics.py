@@ -13,8 +13,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from detectors import REGISTRY
+from detectors.models import ANOMALY_MODELS
 from pipeline.contract.events import DECODE_REASONS, TOPIC_OF_TYPE
-from pipeline.enforce.policy import ACTION_KINDS
+from pipeline.enforce.policy import ACTION_KINDS, CATALOG
 from sinks.metrics import LATENCY_BUCKETS, MODEL_QUALITY_GAUGES, Metrics
 from tests.conftest import replay
 
@@ -34,7 +35,10 @@ def known_detectors() -> dict[str, tuple[str, ...]]:
 
 def init_all(metrics: Metrics) -> None:
     metrics.init_label_values(detectors=known_detectors(), event_types=TOPIC_OF_TYPE, actions=ACTION_KINDS,
-                              dead_letter_reasons=sorted(DECODE_REASONS) + list(LEDGER_REASONS))
+                              dead_letter_reasons=sorted(DECODE_REASONS) + list(LEDGER_REASONS),
+                              anomaly_models=ANOMALY_MODELS.values(),
+                              drift_signals=[f"violation_rate:{t}" for t in CATALOG]
+                              + [f"anomaly_score:{m}" for m in ANOMALY_MODELS.values()])
 
 
 def test_build_info_names_the_versions_running():
@@ -73,6 +77,8 @@ def test_labelled_counters_start_at_zero_for_every_known_label_value():
     assert zero("shopguard_events_total", topic="governance-events", type="appeal.decided")
     assert zero("shopguard_late_events_total", topic="live-events")
     assert zero("shopguard_duplicates_total", topic="order-events")
+    assert zero("shopguard_review_queue_entries_total", model="seller_anomaly_v1")
+    assert zero("shopguard_drift_total", signal="violation_rate:order_brushing")
     violation_series = [k for k in samples if k[0] == "shopguard_violations_total"]
     assert len(violation_series) == 2 * len(REGISTRY)  # enforced and shadow of each detector's type
 

@@ -26,7 +26,7 @@ def add_report_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object with stable keys, for machines")
     p.add_argument("--top", type=int, default=10, metavar="N", help="top actors to list (default 10)")
     p.add_argument("--to-parquet", action="store_true",
-                   help="first write violations.parquet and actions.parquet beside the JSONL files")
+                   help="first write KIND.parquet beside each output file (timestamps, evidence as a struct)")
     p.set_defaults(func=cmd_report)
     return p
 

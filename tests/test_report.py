@@ -105,7 +105,7 @@ def test_time_to_detect_distribution_over_found_pairs():
     buckets = {b["bucket"]: b["count"] for b in ttd.pop("buckets")}
     assert ttd == {"count": 3, "min_s": 5.0, "median_s": 30.0, "p90_s": 120.0, "p99_s": 120.0, "max_s": 120.0}
     assert list(buckets) == [name for name, _ in TTD_BUCKETS]
-    assert buckets == {"before evidence": 0, "0-10 s": 1, "10-60 s": 1, "1-5 min": 1, "5-15 min": 0,
+    assert buckets == {"found before the labelled evidence": 0, "0-10 s": 1, "10-60 s": 1, "1-5 min": 1, "5-15 min": 0,
                        "15-60 min": 0, ">= 1 h": 0}
 
 
@@ -113,7 +113,7 @@ def test_honest_actors_wrongly_flagged_without_events_use_outputs_and_labels():
     honest = build_report(OUT, labels=LABELS)["quality"]["honest"]
     assert honest["denominator"] == "outputs_and_labels"
     assert (honest["actors"], honest["flagged"], honest["flagged_enforced"]) == (6, 2, 1)
-    assert honest["flagged_per_10k"] == pytest.approx(2 / 6 * 10_000)
+    assert honest["flagged_per_10k"] is None, "an upper bound is not the figure: it needs --events"
     assert honest["examples"] == ["creator:C2", "seller:S4"]  # S2 is labelled (another type): not honest
 
 
@@ -122,6 +122,26 @@ def test_honest_actors_with_events_count_every_actor_in_them():
     honest = build_report(OUT, labels=LABELS, events=EVENTS)["quality"]["honest"]
     assert honest["denominator"] == "events"
     assert (honest["actors"], honest["flagged"], honest["flagged_per_10k"]) == (10, 2, 2000.0)
+
+
+def test_without_events_the_text_gives_counts_and_says_how_to_get_the_rate(capsys):
+    assert main([str(OUT), "--labels", str(LABELS)]) == 0
+    text = capsys.readouterr().out
+    assert "2 honest actors wrongly flagged (1 enforced); per 10,000: pass --events EVENTS.jsonl" in text
+    assert "3,333" not in text and "per 10,000 =" not in text
+    assert main([str(OUT), "--labels", str(LABELS), "--events", str(EVENTS)]) == 0
+    assert "2 honest actors wrongly flagged (1 enforced) of 10 in the events = 2,000.0 per 10,000" in \
+        capsys.readouterr().out
+
+
+def test_early_detections_are_explained_as_found_before_the_labelled_evidence(tmp_path):
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"actor": "seller:S1", "violation_type": "listing_spam",
+                                  "evidence_ts": 1_065_000}) + "\n")  # v-1 was detected at 1,005,000
+    r = build_report(OUT, labels=labels)
+    assert r["time_to_detect"]["min_s"] == -60.0
+    assert r["time_to_detect"]["buckets"][0] == {"bucket": "found before the labelled evidence", "count": 1}
+    assert any("found before the labelled evidence" in n for n in r["notes"])
 
 
 def test_no_labels_means_no_quality_and_a_note_saying_how():

@@ -30,8 +30,15 @@ Honest actors: the actors the report can see that are labelled for no type.
   outputs or labels;
 - without it: the actors in the outputs (violations, actions, review queue,
   standing) plus the labelled actors. That set leaves out the honest actors
-  the job never touched, so the rate is an upper bound; the report says which
-  denominator it used.
+  the job never touched, so the rate would only be an upper bound: the report
+  gives the counts, leaves `flagged_per_10k` null and says to pass `--events`.
+
+A negative time to detect means the pair was found before the labelled
+evidence (the detector had enough before the label's `evidence_ts`); the
+first bucket counts those, and a note says so.
+
+`--html FILE` writes the same report as one self-contained HTML page with
+plots (`analysis.report_html`).
 
 An honest actor is "flagged" when it has any violation (enforced or shadow);
 `flagged_enforced` counts those with an enforced one. An actor labelled for
@@ -111,7 +118,7 @@ ACTOR_ROLES = ("seller:", "creator:")
 
 # Time-to-detect buckets: (label, upper bound in seconds, exclusive).
 TTD_BUCKETS: tuple[tuple[str, float], ...] = (
-    ("before evidence", 0.0), ("0-10 s", 10.0), ("10-60 s", 60.0), ("1-5 min", 300.0),
+    ("found before the labelled evidence", 0.0), ("0-10 s", 10.0), ("10-60 s", 60.0), ("1-5 min", 300.0),
     ("5-15 min", 900.0), ("15-60 min", 3600.0), (">= 1 h", math.inf),
 )
 
@@ -394,7 +401,9 @@ def _quality_section(results: dict[str, pl.DataFrame], labels_path: Path, events
             "actors": honest_actors,
             "flagged": n_flagged,
             "flagged_enforced": int(flagged["enforced"].sum()),
-            "flagged_per_10k": (n_flagged / honest_actors * 10_000) if honest_actors else None,
+            # Only over every actor in the events: over the outputs and labels alone the honest actors
+            # the job never touched are left out, and the rate would be an upper bound, not the figure.
+            "flagged_per_10k": (n_flagged / honest_actors * 10_000) if honest_actors and events else None,
             "denominator": "events" if events else "outputs_and_labels",
             "examples": flagged["actor"].head(10).to_list(),
         },
@@ -413,9 +422,14 @@ def _notes(report: dict[str, Any]) -> list[str]:
         notes.append("missing: " + ", ".join(report["missing"]) + " (counted as zero)")
     if report["quality"] is None:
         notes.append("no labels: pass --labels labels.jsonl for precision, recall and time to detect")
-    elif report["quality"]["honest"]["denominator"] == "outputs_and_labels":
-        notes.append("honest actors are those in the outputs and labels only (pass --events for all actors), "
-                     "so the wrongly-flagged rate is an upper bound")
+    else:
+        if report["quality"]["honest"]["denominator"] == "outputs_and_labels":
+            notes.append("honest actors wrongly flagged per 10,000: pass --events EVENTS.jsonl to compute it "
+                         "(the outputs and labels alone leave out the honest actors the job never touched)")
+        early = report["time_to_detect"]["buckets"][0]["count"]
+        if early:
+            notes.append(f"{early:,} found pairs have a negative time to detect: found before the labelled "
+                         "evidence (the detector had enough before the label's evidence_ts)")
     return notes
 
 
@@ -499,6 +513,14 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def honest_line(h: dict[str, Any]) -> str:
+    """One sentence on honest actors wrongly flagged; the rate only when it was computed (`--events`)."""
+    counts = f"{h['flagged']:,} honest actors wrongly flagged ({h['flagged_enforced']:,} enforced)"
+    if h["flagged_per_10k"] is None:
+        return f"{counts}; per 10,000: pass --events EVENTS.jsonl to compute it"
+    return f"{counts} of {h['actors']:,} in the events = {h['flagged_per_10k']:,.1f} per 10,000"
+
+
 def _format_quality(report: dict[str, Any]) -> list[str]:
     ttd, q = report["time_to_detect"], report["quality"]
     if q is None:
@@ -506,7 +528,7 @@ def _format_quality(report: dict[str, Any]) -> list[str]:
     out = [f"Time to detect (s) over {ttd['count']:,} found pairs: min {_seconds(ttd['min_s'])}, "
            f"median {_seconds(ttd['median_s'])}, p90 {_seconds(ttd['p90_s'])}, p99 {_seconds(ttd['p99_s'])}, "
            f"max {_seconds(ttd['max_s'])}"]
-    out += table(ttd["buckets"], [("bucket", "detected after evidence", None), ("count", "pairs", None)])
+    out += table(ttd["buckets"], [("bucket", "time to detect", None), ("count", "pairs", None)])
     out += ["", f"Precision and recall (labels: {q['labels']})"]
     o = q["overall"]
     overall = {"violation_type": "(all types)", **o, "median_ttd_s": ttd["median_s"], "p90_ttd_s": ttd["p90_s"]}
@@ -514,11 +536,7 @@ def _format_quality(report: dict[str, Any]) -> list[str]:
                  [("violation_type", "type", None), ("labelled", "labelled", None), ("flagged", "flagged", None),
                   ("true_positives", "found", None), ("precision", "precision", None), ("recall", "recall", None),
                   ("median_ttd_s", "median TTD s", _seconds), ("p90_ttd_s", "p90 TTD s", _seconds)])
-    h = q["honest"]
-    rate = "-" if h["flagged_per_10k"] is None else f"{h['flagged_per_10k']:,.1f}"
-    basis = "all actors in the events" if h["denominator"] == "events" else "actors in the outputs and labels"
-    out += ["", f"Honest actors wrongly flagged: {h['flagged']:,} of {h['actors']:,} = {rate} per 10,000 "
-                f"({h['flagged_enforced']:,} enforced; denominator: {basis})"]
-    if h["examples"]:
-        out.append("  e.g. " + ", ".join(h["examples"]))
+    out += ["", honest_line(q["honest"])]
+    if q["honest"]["examples"]:
+        out.append("  e.g. " + ", ".join(q["honest"]["examples"]))
     return out

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Run Prometheus on this machine, without Docker, against a local shopguard job.
 #
-#   scripts/prometheus_local.sh [METRICS_PORT]
+#   scripts/prometheus_local.sh [METRICS_PORT] [PROCESSES]
 #
-# METRICS_PORT is the port of `shopguard run --metrics-port` (default 9464).
+# METRICS_PORT is the port of `shopguard run --metrics-port` (default 9464);
+# PROCESSES the `-p N` of the job (default 1): process i serves METRICS_PORT + i
+# and every one of them is scraped.
 # Prometheus (Debian's `prometheus` package: apt-get install prometheus)
 # listens on 127.0.0.1:9090 (override with PROMETHEUS_LISTEN=127.0.0.1:9091),
 # keeps its data in ./.cache/prometheus/data, loads the shopguard alert rules,
@@ -12,28 +14,34 @@
 # (rm -rf .cache/prometheus to start over).
 #
 # Example, two terminals:
-#   .venv/bin/shopguard run --metrics-port 9464 --out out/
-#   scripts/prometheus_local.sh 9464
+#   .venv/bin/shopguard run -p 2 --metrics-port 9464 --out out/
+#   scripts/prometheus_local.sh 9464 2
 set -euo pipefail
 
 port="${1:-9464}"
+processes="${2:-1}"
 listen="${PROMETHEUS_LISTEN:-127.0.0.1:9090}"
 
-if [[ ! "$port" =~ ^[0-9]+$ ]] || (( port < 1 || port > 65535 )); then
-    echo "usage: $0 [METRICS_PORT]   (a port number, default 9464; got '$port')" >&2
+if [[ ! "$port" =~ ^[0-9]+$ ]] || [[ ! "$processes" =~ ^[0-9]+$ ]] \
+        || (( port < 1 || processes < 1 || port + processes - 1 > 65535 )); then
+    echo "usage: $0 [METRICS_PORT] [PROCESSES]   (default 9464 1; got '$port' '$processes')" >&2
     exit 2
 fi
+targets=""
+for (( i = 0; i < processes; i++ )); do
+    targets+="${targets:+, }'127.0.0.1:$(( port + i ))'"
+done
 if ! command -v prometheus >/dev/null 2>&1; then
     echo "prometheus not found: install it with 'apt-get install prometheus' (Debian)" >&2
     exit 1
 fi
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cache="$root/.cache/prometheus"
+cache="${PROMETHEUS_CACHE:-$root/.cache/prometheus}"
 mkdir -p "$cache/data"
 
 # The checked-in local config, with the chosen port and absolute rule paths.
-sed -e "s#127\.0\.0\.1:9464#127.0.0.1:${port}#" \
+sed -e "s#'127\.0\.0\.1:9464'#${targets}#" \
     -e "s#^\(  - \)rules/\*\.yml#\1${root}/config/prometheus/rules/*.yml#" \
     "$root/config/prometheus/prometheus.local.yml" > "$cache/prometheus.yml"
 
@@ -41,7 +49,7 @@ if command -v promtool >/dev/null 2>&1; then
     promtool check config "$cache/prometheus.yml" >/dev/null
 fi
 
-echo "prometheus on http://${listen}  scraping 127.0.0.1:${port}  data in ${cache}/data" >&2
+echo "prometheus on http://${listen}  scraping ${targets}  data in ${cache}/data" >&2
 exec prometheus \
     --config.file="$cache/prometheus.yml" \
     --storage.tsdb.path="$cache/data" \

@@ -7,28 +7,60 @@ permanent: a metric, once shipped, is never renamed (add `_v2` instead).
 Steps increment metrics through the cached children of `Metrics` rather
 than calling `labels(...)` on the hot path: a cached child `.inc()` is about
 six times cheaper than a label lookup.
+
+Besides the job's own metrics the registry carries the process and platform
+collectors (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+`process_open_fds`, `python_info`, `python_gc_*`: the dashboards' USE panels)
+and `shopguard_build_info`. `init_label_values` creates every known label
+set of the labelled counters at 0, so a rate or an alert sees a type, reason
+or action before its first increment.
 """
 
 from __future__ import annotations
 
+import bisect
+import platform
 import threading
 from functools import lru_cache
+from importlib import metadata
+from typing import Iterable, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     start_http_server,
     write_to_textfile,
 )
+from prometheus_client.gc_collector import GCCollector
 
 NAMESPACE = "shopguard"
 
 HEALTH_BUCKETS = (100, 200, 300, 400, 500, 600, 700, 800, 900, 1000)
 POINTS_BUCKETS = (0, 1, 4, 8, 12, 24, 36, 48, 96)
-LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Per-event latency: most events are detected well under a millisecond after
+# their batch is read, so the low buckets resolve tenths of a millisecond.
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                   5, 10)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+APPEAL_OUTCOMES = ("filed", "upheld", "overturned")
+
+# `shopguard_model_quality{metric}` mixed an AUC, a ratio, a threshold and a
+# count in one gauge; each meaning now has its own gauge (metric key -> name,
+# help). The old gauge is still set for one release (deprecated).
+MODEL_QUALITY_GAUGES: dict[str, tuple[str, str]] = {
+    "roc_auc": ("model_roc_auc", "Progressive-validation ROC AUC of the appeal classifier (0..1), by model."),
+    "accuracy": ("model_accuracy_ratio", "Progressive-validation accuracy of the appeal classifier (0..1), by model."),
+    "outcomes_learned": ("model_outcomes_learned", "Appeal decisions the appeal classifier has learned from, by model."),
+    "rule_agreement_auc": ("model_rule_agreement_auc",
+                           "ROC AUC of an anomaly model's scores against rule violations (0..1), by model."),
+    "threshold": ("anomaly_threshold_score", "Learned anomaly-score threshold above which an actor is queued, by model."),
+    "flag_rate": ("anomaly_flagged_ratio", "Share of scored feature updates put on the review queue (0..1), by model."),
+}
 
 
 class Metrics:
@@ -41,6 +73,12 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        _register_runtime_collectors(r)
+        self.build_info = Gauge(
+            "build_info", "Always 1: the versions this process runs (shopguard, Bytewax, Python).",
+            ["version", "bytewax_version", "python_version"], namespace=NAMESPACE, registry=r,
+        )
+        self.build_info.labels(_version("shopguard"), _version("bytewax"), platform.python_version()).set(1)
         self.events = Counter(
             "events", "Valid contract events read, by topic and type (duplicates included).",
             ["topic", "type"], namespace=NAMESPACE, registry=r,
@@ -103,9 +141,14 @@ class Metrics:
             ["model"], buckets=SCORE_BUCKETS, namespace=NAMESPACE, registry=r,
         )
         self.model_quality = Gauge(
-            "model_quality", "Progressive-validation quality of each online model, by model and metric.",
+            "model_quality", "DEPRECATED (removed in the next release): use the shopguard_model_* and "
+            "shopguard_anomaly_* gauges, one per meaning.",
             ["model", "metric"], namespace=NAMESPACE, registry=r,
         )
+        self.model_quality_gauges = {
+            metric: Gauge(name, text, ["model"], namespace=NAMESPACE, registry=r)
+            for metric, (name, text) in MODEL_QUALITY_GAUGES.items()
+        }
         self.drift = Counter(
             "drift", "Drift events raised by ADWIN, by signal.",
             ["signal"], namespace=NAMESPACE, registry=r,
@@ -161,6 +204,80 @@ class Metrics:
     @lru_cache(maxsize=None)
     def review_child(self, model: str):
         return self.review_queue.labels(model)
+
+    @lru_cache(maxsize=None)
+    def model_quality_child(self, model: str, metric: str) -> "_QualityChild":
+        """The gauge child of one model's quality `metric` (a key of MODEL_QUALITY_GAUGES).
+
+        Setting it sets the split gauge and, for one release, the deprecated
+        `shopguard_model_quality{model,metric}`.
+        """
+        gauge = self.model_quality_gauges.get(metric)
+        if gauge is None:
+            raise ValueError(f"unknown model-quality metric {metric!r}: add it to MODEL_QUALITY_GAUGES "
+                             f"in sinks/metrics.py (known: {', '.join(MODEL_QUALITY_GAUGES)})")
+        return _QualityChild(gauge.labels(model), self.model_quality.labels(model, metric))
+
+    def init_label_values(self, *, detectors: Mapping[str, Iterable[str]], event_types: Mapping[str, str],
+                          actions: Iterable[str], dead_letter_reasons: Iterable[str],
+                          anomaly_models: Iterable[str] = (), drift_signals: Iterable[str] = (),
+                          appeal_outcomes: Iterable[str] = APPEAL_OUTCOMES) -> None:
+        """Create every known label set of the labelled counters at 0.
+
+        A counter series exists only from its first increment, so without this
+        `rate()` and the alerts cannot tell "none yet" from "not exported".
+
+        Parameters
+        ----------
+        detectors
+            detector id -> the violation types it issues (from the detector registry).
+        event_types
+            contract event type -> its topic (`pipeline.contract.events.TOPIC_OF_TYPE`).
+        actions
+            enforcement action kinds (`pipeline.enforce.policy.ACTION_KINDS`).
+        dead_letter_reasons
+            every `reason` a dead letter can carry (decoding and ledger rejections).
+        anomaly_models
+            the models that put actors on the review queue.
+        drift_signals
+            the signals ADWIN watches (`violation_rate:TYPE`, `anomaly_score:MODEL`).
+        """
+        types = sorted({t for issued in detectors.values() for t in issued})
+        for event_type, topic in event_types.items():
+            self.events_child(topic, event_type)
+        for topic in sorted(set(event_types.values())):
+            self.duplicates_child(topic)
+            self.late_child(topic)
+        for detector, issued in detectors.items():
+            for violation_type in issued:
+                for enforced in (True, False):
+                    self.violations_child(violation_type, detector, enforced)
+        for outcome in appeal_outcomes:
+            for violation_type in types:
+                self.appeals_child(outcome, violation_type)
+        for action in actions:
+            self.actions_child(action)
+        for reason in dead_letter_reasons:
+            self.dead_letters_child(reason)
+        for model in anomaly_models:
+            self.review_child(model)
+        for signal in drift_signals:
+            self.drift.labels(signal)
+
+    def observe_latency(self, seconds: float, events: int = 1) -> None:
+        """Record `events` events detected `seconds` after they were read (one histogram update per group).
+
+        Equal to `events` calls of `processing_latency.observe(seconds)`, at the
+        cost of one: the detect step observes a whole group of events that share
+        a read time.
+        """
+        if events <= 0:
+            return
+        histogram = self.processing_latency
+        seconds = max(0.0, seconds)
+        with self._lock:
+            histogram._sum.inc(seconds * events)
+            histogram._buckets[bisect.bisect_left(histogram._upper_bounds, seconds)].inc(events)
 
     def observe_event_time(self, newest_ts_ms: int, now_s: float) -> None:
         """Record the newest event time seen and the lag behind the wall clock."""
@@ -228,3 +345,30 @@ class Metrics:
                     key = s.labels[label]
                     out[key] = out.get(key, 0.0) + s.value
         return out
+
+
+class _QualityChild:
+    """Sets a split model-quality gauge and its deprecated `shopguard_model_quality` twin."""
+
+    __slots__ = ("_gauge", "_legacy")
+
+    def __init__(self, gauge, legacy) -> None:
+        self._gauge, self._legacy = gauge, legacy
+
+    def set(self, value: float) -> None:
+        self._gauge.set(value)
+        self._legacy.set(value)
+
+
+def _register_runtime_collectors(registry: CollectorRegistry) -> None:
+    """CPU, memory, open fds and start time of this process; Python's version and GC (the USE panels)."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"

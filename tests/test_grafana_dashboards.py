@@ -1,59 +1,52 @@
 """The provisioned Grafana dashboards of config/grafana/.
 
-Static checks (fast): the JSON is a dashboard, every panel queries the
-provisioned Prometheus datasource, panel ids are unique, every PromQL
-expression parses (promtool) and names only metrics that sinks/metrics.py
-defines.
+Static checks (fast): the JSON is a dashboard; every panel queries the
+`$datasource` variable (no hard-coded datasource uid, so the dashboards
+import into any Grafana) and filters every metric on the `$job` and
+`$instance` variables; every PromQL expression parses (promtool) and names
+only metrics the job exports (sinks/metrics.py, process and Python
+collectors included); the panels an operator needs are there.
 
-End to end (`-m slow`): Debian's `prometheus` scrapes a running
-`shopguard run` (built-in simulator) and every panel's query runs through the
-HTTP API; a panel marked `"shopguardExpectNonEmpty": true` must return series.
+End to end (`-m slow`): Debian's `prometheus` scrapes both processes of a
+running `shopguard run -p 2` (built-in simulator) and every target of every
+panel runs through the HTTP API and must return data. Panels that cannot
+have data yet are listed in PENDING with the reason; they are strict
+xfails, so the day they get data the test fails until they leave the list.
 
-`panel_queries()` lists the queries for both. A target may override its
-panel's `shopguardExpectNonEmpty` with its own (e.g. dead letters beside input
-records in one panel).
-
-Needs `promtool`/`prometheus`: apt-get install prometheus (a missing tool is
-a failure, not a skip).
+Needs `promtool`/`prometheus` (Debian's `prometheus`; a missing tool is a
+failure, not a skip).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.real_tools import (
+    free_consecutive_ports, free_port, http_json, shopguard_cli, start, stop, tail, tool, wait_until,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-GRAFANA_DIR = ROOT / "config" / "grafana"
-DASHBOARD_DIR = GRAFANA_DIR / "dashboards"
-DATASOURCES_DIR = GRAFANA_DIR / "provisioning" / "datasources"
+DASHBOARD_DIR = ROOT / "config" / "grafana" / "dashboards"
 RULES_DIR = ROOT / "config" / "prometheus" / "rules"  # loaded by the end-to-end Prometheus
 
 PANEL_TYPES = {"timeseries", "stat", "heatmap", "gauge", "bargauge", "table", "text"}
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 # What Grafana substitutes before a query reaches Prometheus. The values only
-# need to be valid PromQL durations; the end-to-end test picks values that fit
-# a short run (see E2E_MACROS).
-STATIC_MACROS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "6h"}
+# need to be valid PromQL; the end-to-end test picks values that fit a short
+# run (see E2E_MACROS).
+STATIC_MACROS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "6h", "$job": "shopguard",
+                 "$instance": ".+"}
 
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"`{name}` is not installed: run `apt-get install prometheus` (Debian) and re-run the tests")
-    return path
+# A metric the job exports: its own, the process collector's, the Python collectors'.
+JOB_METRIC = re.compile(r'(?<![\w:"$])(shopguard_[a-z_]+[a-z]|process_[a-z_]+[a-z]|python_gc_[a-z_]+[a-z]'
+                        r'|python_info|up)(?![\w(])(\{[^}]*\})?')
 
 
 # --------------------------------------------------------------------------
@@ -79,26 +72,19 @@ def query_panels(dashboard: dict) -> list[dict]:
     return [p for p in all_panels(dashboard) if p.get("type") != "row"]
 
 
-def panel_queries(dashboard_dir: Path | str = DASHBOARD_DIR) -> list[tuple[str, str, str, bool]]:
-    """(dashboard uid, panel title, PromQL expr as in the JSON, expect_non_empty) for every target.
+def panel_queries(dashboard_dir: Path | str = DASHBOARD_DIR) -> list[tuple[str, str, str, str]]:
+    """(dashboard uid, panel title, target refId, PromQL expr as in the JSON) for every target.
 
-    `expect_non_empty` is the target's `shopguardExpectNonEmpty` if it has one,
-    else its panel's. Grafana macros ($__rate_interval, ...) are left in the
+    Grafana macros and variables ($__rate_interval, $job...) are left in the
     expression: see `to_promql`.
     """
-    out = []
-    for path, dash in dashboards(Path(dashboard_dir)).items():
-        for panel in query_panels(dash):
-            for target in panel.get("targets", []):
-                if "expr" not in target:
-                    continue
-                expect = target.get("shopguardExpectNonEmpty", panel.get("shopguardExpectNonEmpty"))
-                out.append((dash.get("uid", path.stem), panel["title"], target["expr"], bool(expect)))
-    return out
+    return [(dash.get("uid", path.stem), panel["title"], target["refId"], target["expr"])
+            for path, dash in dashboards(Path(dashboard_dir)).items()
+            for panel in query_panels(dash) for target in panel.get("targets", []) if "expr" in target]
 
 
 def to_promql(expr: str, macros: dict[str, str] = STATIC_MACROS) -> str:
-    """The expression as Prometheus receives it: Grafana's macros replaced."""
+    """The expression as Prometheus receives it: Grafana's macros and variables replaced."""
     # longest first: $__range_s would otherwise lose to $__range
     for name in sorted(macros, key=len, reverse=True):
         expr = expr.replace(name, macros[name])
@@ -106,21 +92,25 @@ def to_promql(expr: str, macros: dict[str, str] = STATIC_MACROS) -> str:
     return expr
 
 
-def provisioned_datasource_uids() -> set[str]:
-    uids = set()
-    for f in DATASOURCES_DIR.glob("*.y*ml"):
-        uids.update(re.findall(r"^\s*uid:\s*['\"]?([\w-]+)", f.read_text(), re.M))
-    return uids
+def variables(dashboard: dict) -> dict[str, dict]:
+    return {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+
+
+def datasource_refs(node) -> list:
+    """Every `datasource` value anywhere in a dashboard (panels, targets, variables)."""
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "datasource"] + [
+            r for k, v in node.items() if k != "datasource" for r in datasource_refs(v)]
+    if isinstance(node, list):
+        return [r for item in node for r in datasource_refs(item)]
+    return []
 
 
 def defined_metric_names() -> set[str]:
-    """Every series name the job exports, from sinks/metrics.py itself."""
+    """Every series name one job process exports, from sinks/metrics.py itself."""
     from sinks.metrics import Metrics
 
-    return Metrics().series_names()
-
-
-SHOPGUARD_METRIC = re.compile(r"(?<![\w:])shopguard_[a-z_]+[a-z]")
+    return Metrics().series_names() | {"up"}
 
 
 # --------------------------------------------------------------------------
@@ -154,53 +144,74 @@ def test_panel_ids_are_unique_and_panels_do_not_overlap():
                     assert other == p["title"], f"{path.name}: {p['title']!r} overlaps {other!r}"
 
 
-def test_every_panel_uses_the_provisioned_datasource():
-    uids = provisioned_datasource_uids()
-    assert uids == {"prometheus"}, uids
+def test_dashboards_have_datasource_job_and_instance_variables():
+    for path, dash in dashboards().items():
+        v = variables(dash)
+        assert v.get("datasource", {}).get("type") == "datasource", f"{path.name}: no $datasource variable"
+        assert v["datasource"]["query"] == "prometheus"
+        for name in ("job", "instance"):
+            assert v.get(name, {}).get("type") == "query", f"{path.name}: no ${name} variable"
+            assert "shopguard_build_info" in v[name]["definition"], f"{path.name}: ${name} lists what?"
+        assert v["instance"]["includeAll"] and v["instance"]["multi"] and v["instance"]["allValue"] == ".+"
+
+
+def test_no_datasource_uid_is_hard_coded():
+    for path, dash in dashboards().items():
+        refs = datasource_refs(dash)
+        assert refs, path.name
+        assert all(ref == DATASOURCE for ref in refs), (
+            f"{path.name}: datasources other than {DATASOURCE}: {[r for r in refs if r != DATASOURCE]}")
+
+
+def test_every_panel_has_targets_of_a_known_type():
     for path, dash in dashboards().items():
         for p in query_panels(dash):
             where = f"{path.name}: panel {p['title']!r}"
             assert p["type"] in PANEL_TYPES, f"{where}: type {p['type']}"
-            assert p.get("datasource", {}).get("uid") in uids, f"{where}: datasource {p.get('datasource')}"
             assert p.get("targets"), f"{where}: no targets"
-            for t in p["targets"]:
-                assert t.get("datasource", {}).get("uid") in uids, f"{where}: target {t.get('refId')}"
-                assert t.get("expr"), f"{where}: target {t.get('refId')} has no expr"
+            assert all(t.get("expr") for t in p["targets"]), f"{where}: a target has no expr"
             if p["type"] == "heatmap":
                 assert all(t.get("format") == "heatmap" for t in p["targets"]), f"{where}: heatmap format"
 
 
-def test_every_panel_says_whether_it_must_have_data():
-    for path, dash in dashboards().items():
-        for p in query_panels(dash):
-            assert isinstance(p.get("shopguardExpectNonEmpty"), bool), (
-                f"{path.name}: panel {p['title']!r} needs \"shopguardExpectNonEmpty\": true|false"
-            )
+def test_every_metric_is_filtered_by_job_and_instance():
+    for dash, title, ref, expr in panel_queries():
+        selectors = JOB_METRIC.findall(expr)
+        assert selectors or "ALERTS" in expr, f"{dash}: {title!r} {ref}: queries no job metric"
+        for name, matchers in selectors:
+            assert 'job=~"$job"' in matchers and 'instance=~"$instance"' in matchers, (
+                f"{dash}: {title!r} {ref}: {name}{matchers} ignores the $job/$instance variables")
 
 
 def test_rates_use_grafana_rate_interval():
-    for dash, title, expr, _ in panel_queries():
+    for dash, title, _, expr in panel_queries():
         for window in re.findall(r"(?:rate|increase)\([^\[]*\[([^\]]+)\]", expr):
             assert window in ("$__rate_interval", "$__range") or re.fullmatch(r"\d+[smhd]", window), (
-                f"{dash}: {title!r}: window [{window}]"
-            )
+                f"{dash}: {title!r}: window [{window}]")
         if "rate(" in expr and "irate(" not in expr:
             assert "$__rate_interval" in expr or "[1d]" in expr, f"{dash}: {title!r}: use $__rate_interval"
 
 
-def test_panel_queries_helper_lists_every_target():
-    queries = panel_queries()
-    targets = sum(len(p["targets"]) for d in dashboards().values() for p in query_panels(d))
-    assert len(queries) == targets
-    assert all(isinstance(e, bool) for *_, e in queries)
-    assert any(e for *_, e in queries) and any(not e for *_, e in queries)
-
-
 def test_every_query_names_only_defined_metrics():
     defined = defined_metric_names()
-    for dash, title, expr, _ in panel_queries():
-        for name in SHOPGUARD_METRIC.findall(expr):
-            assert name in defined, f"{dash}: {title!r}: {name} is not defined in sinks/metrics.py"
+    for dash, title, _, expr in panel_queries():
+        for name, _ in JOB_METRIC.findall(expr):
+            assert name in defined, f"{dash}: {title!r}: {name} is not exported (sinks/metrics.py)"
+
+
+def test_the_panels_an_operator_needs_are_there():
+    exprs = " ".join(e for *_, e in panel_queries())
+    heatmaps = [t["expr"] for d in dashboards().values() for p in query_panels(d) if p["type"] == "heatmap"
+                for t in p["targets"]]
+    assert "sum by (detector)" in exprs, "a per-detector violation rate"
+    assert any("shopguard_processing_latency_seconds_bucket" in e for e in heatmaps), "a latency heatmap"
+    for use in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+                "python_gc_collections_total", "shopguard_build_info"):
+        assert use in exprs, f"no panel shows {use}"
+    for gauge in ("shopguard_model_roc_auc", "shopguard_model_rule_agreement_auc", "shopguard_anomaly_threshold_score",
+                  "shopguard_anomaly_flagged_ratio", "shopguard_model_outcomes_learned"):
+        assert gauge in exprs, f"no panel shows {gauge}"
+    assert "shopguard_model_quality" not in exprs, "the deprecated mixed gauge: use the split ones"
 
 
 def test_every_query_parses_as_promql(tmp_path):
@@ -209,7 +220,7 @@ def test_every_query_parses_as_promql(tmp_path):
     queries = panel_queries()
 
     def check(items, path):
-        rules = [{"alert": f"q{i}", "expr": to_promql(expr)} for i, (_, _, expr, _) in items]
+        rules = [{"alert": f"q{i}", "expr": to_promql(q[3])} for i, q in items]
         # JSON is YAML: no YAML library needed.
         path.write_text(json.dumps({"groups": [{"name": "grafana_panels", "rules": rules}]}, indent=1))
         return subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
@@ -217,162 +228,161 @@ def test_every_query_parses_as_promql(tmp_path):
     proc = check(list(enumerate(queries)), tmp_path / "all.yml")
     if proc.returncode == 0:
         return
-    # Name the culprits: check each query alone.
-    bad = []
+    bad = []  # name the culprits: check each query alone
     for i, q in enumerate(queries):
         one = check([(i, q)], tmp_path / f"q{i}.yml")
         if one.returncode != 0:
-            bad.append(f"{q[0]}: {q[1]!r}\n  {to_promql(q[2])}\n  {(one.stdout + one.stderr).strip()}")
+            bad.append(f"{q[0]}: {q[1]!r}\n  {to_promql(q[3])}\n  {(one.stdout + one.stderr).strip()}")
     pytest.fail("PromQL that does not parse:\n" + ("\n".join(bad) or proc.stdout + proc.stderr), pytrace=False)
 
 
 # --------------------------------------------------------------------------
-# End to end: a real job, a real Prometheus, every panel query
+# End to end: a real 2-process job, a real Prometheus, every panel target
 # --------------------------------------------------------------------------
 
+PROCESSES = 2
 SCRAPE_INTERVAL_S = 1
 # Grafana derives $__rate_interval from the scrape interval; 20s holds many
 # 1s scrapes. $__range covers the whole short run.
-E2E_MACROS = {"$__rate_interval": "20s", "$__interval": "2s", "$__range": "10m"}
-E2E_BUDGET_S = 75  # the whole test stays well under 90s
+E2E_MACROS = {"$__rate_interval": "20s", "$__interval": "2s", "$__range": "10m", "$job": "shopguard",
+              "$instance": ".+"}
+E2E_BUDGET_S = 90
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get_json(url: str, timeout: float = 5) -> dict:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as err:  # Prometheus puts the error in a JSON body
-        return json.loads(err.read() or b"{}") | {"status": "error", "http": err.code}
+# Panel targets that cannot have data from `shopguard run` on the simulator
+# yet: (dashboard uid, panel title, refId) -> why. Each is a strict xfail:
+# remove it here once its data arrives.
+NO_ZERO_INIT = ("the engine does not call Metrics.init_label_values yet, so this counter has no series "
+                "before its first increment")
+NO_SPLIT_GAUGE = "detectors/models.py still sets the deprecated gauge instead of Metrics.model_quality_child"
+NO_APPEALS = "the simulator emits no appeal.filed/appeal.decided yet (sim-14)"
+PENDING: dict[tuple[str, str, str], str] = {
+    ("shopguard-overview", "Input records vs dead letters", "B"): NO_ZERO_INIT + " (dead letters by reason)",
+    ("shopguard-overview", "Late events/s by topic", "A"): NO_ZERO_INIT,
+    ("shopguard-overview", "Kafka consumer lag by topic", "A"): (
+        "the simulator source has no Kafka lag; the Kafka source would have to set the gauge to 0 per "
+        "input topic when it starts"),
+    ("shopguard-governance", "Appeals filed", "A"): NO_APPEALS,
+    ("shopguard-governance", "Appeals decided", "A"): NO_APPEALS,
+    ("shopguard-governance", "Overturn rate", "A"): NO_APPEALS,
+    ("shopguard-governance", "Appeals/s by outcome", "A"): NO_ZERO_INIT,
+    ("shopguard-governance", "Overturn rate by violation type (1d window)", "A"): NO_APPEALS,
+    ("shopguard-governance", "Decided appeals by violation type (1d window)", "A"): NO_ZERO_INIT,
+    ("shopguard-governance", "Shadow violations/s by type", "A"): (
+        "no type runs in shadow mode on the simulator yet (sim-14), and " + NO_ZERO_INIT),
+    ("shopguard-models", "Drift events by signal", "A"): NO_ZERO_INIT + " (drift signals)",
+    ("shopguard-models", "Appeal classifier: ROC AUC and accuracy", "A"): NO_APPEALS + ", and " + NO_SPLIT_GAUGE,
+    ("shopguard-models", "Appeal classifier: ROC AUC and accuracy", "B"): NO_APPEALS + ", and " + NO_SPLIT_GAUGE,
+    ("shopguard-models", "Appeal decisions learned", "A"): NO_SPLIT_GAUGE,
+    ("shopguard-models", "Anomaly models: agreement with the rules (ROC AUC)", "A"): NO_SPLIT_GAUGE,
+    ("shopguard-models", "Anomaly threshold", "A"): NO_SPLIT_GAUGE,
+    ("shopguard-models", "Anomaly flagged share", "A"): NO_SPLIT_GAUGE,
+}
 
 
 def instant_query(base: str, promql: str) -> dict:
-    return http_get_json(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
+    from urllib.parse import urlencode
+
+    return http_json(f"{base}/api/v1/query?" + urlencode({"query": promql}))
 
 
-def wait_until(predicate, timeout: float, what: str, logs=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    tails = "\n".join(f"--- {p} ---\n{tail(p)}" for p in logs)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tails}", pytrace=False)
+def prometheus_config(path: Path, metrics_port: int) -> Path:
+    """Scrape every process of the cluster (metrics port + process id), every second."""
+    path.write_text(json.dumps({  # JSON is YAML
+        "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "evaluation_interval": f"{SCRAPE_INTERVAL_S}s"},
+        "rule_files": [str(p) for p in sorted(RULES_DIR.glob("*.yml"))],
+        "scrape_configs": [{"job_name": "shopguard", "static_configs": [
+            {"targets": [f"127.0.0.1:{metrics_port + i}" for i in range(PROCESSES)]}]}],
+    }, indent=1))
+    return path
 
 
-def tail(path: Path, n: int = 40) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
+def answers(base: str) -> dict[tuple[str, str, str], dict]:
+    """Every panel target's answer, by (dashboard, title, refId)."""
+    return {(d, t, ref): instant_query(base, to_promql(expr, E2E_MACROS)) for d, t, ref, expr in panel_queries()}
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def has_data(answer: dict) -> bool:
+    return answer.get("status") == "success" and bool(answer["data"]["result"])
 
 
-def shopguard_cli() -> str:
-    """The CLI of this checkout's virtualenv (SHOPGUARD_CLI=path overrides it)."""
-    if os.environ.get("SHOPGUARD_CLI"):
-        return os.environ["SHOPGUARD_CLI"]
-    for candidate in (Path(sys.executable).parent / "shopguard", ROOT / ".venv" / "bin" / "shopguard"):
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("shopguard")
-    if not found:
-        pytest.fail("the `shopguard` command is not installed: pip install -e . in the virtualenv")
-    return found
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(150)
-def test_every_panel_query_runs_against_a_live_job(tmp_path):
+@pytest.fixture(scope="module")
+def live_stack(tmp_path_factory):
+    """A 2-process `shopguard run` on the simulator and a Prometheus scraping both; yields the answers."""
     started = time.monotonic()
     prometheus = tool("prometheus")
-    cli = shopguard_cli()
-    metrics_port, prom_port = free_port(), free_port()
-    job_log, prom_log = tmp_path / "shopguard.log", tmp_path / "prometheus.log"
-
+    tmp = tmp_path_factory.mktemp("live")
+    metrics_port, prom_port = free_consecutive_ports(PROCESSES), free_port()
+    job_log, prom_log = tmp / "shopguard.log", tmp / "prometheus.log"
     # The simulator paced at 300x: 8 simulated hours take at least 96 s of wall
     # time, longer than this test, so the job is alive for every scrape; the
     # first violations come about half a simulated hour in.
-    job = subprocess.Popen(
-        [cli, "run", "--metrics-port", str(metrics_port), "--out", str(tmp_path / "out"),
-         "--hours", "8", "--speedup", "300", "--seed", "7", "--quiet"],
-        stdout=open(job_log, "w"), stderr=subprocess.STDOUT, cwd=tmp_path,
-    )
-    config = tmp_path / "prometheus.yml"
-    config.write_text(json.dumps({  # JSON is YAML
-        "global": {"scrape_interval": f"{SCRAPE_INTERVAL_S}s", "evaluation_interval": f"{SCRAPE_INTERVAL_S}s"},
-        "rule_files": [str(p) for p in sorted(RULES_DIR.glob("*.yml"))],
-        "scrape_configs": [{"job_name": "shopguard",
-                            "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}],
-    }, indent=1))
-    prom = subprocess.Popen(
-        [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}"],
-        stdout=open(prom_log, "w"), stderr=subprocess.STDOUT, cwd=tmp_path,
-    )
-    base = f"http://127.0.0.1:{prom_port}"
-    logs = (job_log, prom_log)
+    job = start([shopguard_cli(), "run", "-p", str(PROCESSES), "--metrics-port", str(metrics_port),
+                 "--out", str(tmp / "out"), "--hours", "8", "--speedup", "300", "--seed", "7", "--quiet"],
+                job_log, tmp)
+    prom = start([prometheus, f"--config.file={prometheus_config(tmp / 'prometheus.yml', metrics_port)}",
+                  f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
+                 prom_log, tmp)
+    base, logs = f"http://127.0.0.1:{prom_port}", (job_log, prom_log)
     try:
-        def job_serves_metrics():
-            assert job.poll() is None, f"shopguard run exited with {job.returncode}:\n{tail(job_log)}"
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2) as r:
-                return b"shopguard_" in r.read()
-
-        wait_until(job_serves_metrics, 30, "the job's /metrics", logs)
-        wait_until(lambda: urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200,
-                   20, "prometheus to be ready", logs)
-
-        def scraped_twice():
-            res = instant_query(base, 'count_over_time(up{job="shopguard"}[1m]) >= 2 and up{job="shopguard"} == 1')
-            return res.get("status") == "success" and res["data"]["result"]
-
-        wait_until(scraped_twice, 20, "two successful scrapes of the job", logs)
-
-        queries = panel_queries()
+        wait_until(lambda: job.poll() is None and all(
+            b"shopguard_" in _get(f"http://127.0.0.1:{metrics_port + i}/metrics") for i in range(PROCESSES)),
+            60, f"/metrics of all {PROCESSES} processes", logs)
+        wait_until(lambda: has_data(instant_query(base, f'count(up{{job="shopguard"}} == 1) == {PROCESSES}')),
+                   30, f"Prometheus to scrape all {PROCESSES} processes", logs)
         # Poll: some series appear only once the simulator reaches them, and a
-        # rate needs two scrapes of a series. Errors fail at once; empty
-        # expect-non-empty panels fail at the deadline.
-        deadline = started + E2E_BUDGET_S
+        # rate needs two scrapes. Stop when every panel not pending has data.
         while True:
-            empty, errors = [], []
-            for dash, title, expr, expect in queries:
-                res = instant_query(base, to_promql(expr, E2E_MACROS))
-                if res.get("status") != "success":
-                    errors.append(f"{dash}: {title!r}: {res.get('error', res)}\n  {to_promql(expr, E2E_MACROS)}")
-                elif expect and not res["data"]["result"]:
-                    empty.append(f"{dash}: {title!r}\n  {to_promql(expr, E2E_MACROS)}")
-            assert not errors, "queries that Prometheus rejected:\n" + "\n".join(errors)
-            if not empty or time.monotonic() > deadline or job.poll() is not None:
+            got = answers(base)
+            missing = [k for k, a in got.items() if not has_data(a) and k not in PENDING]
+            if not missing or time.monotonic() - started > E2E_BUDGET_S or job.poll() is not None:
                 break
             time.sleep(2)
-        assert not empty, (
-            f"panels marked shopguardExpectNonEmpty that returned no series after "
-            f"{time.monotonic() - started:.0f}s (job exit code: {job.poll()}):\n" + "\n".join(empty)
-            + f"\n--- job log ---\n{tail(job_log)}"
-        )
-
-        # The alert rules load and evaluate in a real Prometheus too.
-        rules = http_get_json(f"{base}/api/v1/rules")
-        broken = [(r["name"], r.get("lastError")) for g in rules["data"]["groups"] for r in g["rules"]
-                  if r.get("health") == "err"]
-        assert not broken, broken
+        yield {"answers": got, "base": base, "job": job, "job_log": job_log,
+               "rules": http_json(f"{base}/api/v1/rules")}
     finally:
         stop(prom)
         stop(job)
+
+
+def _get(url: str) -> bytes:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return resp.read()
+
+
+def _target_params():
+    for dash, title, ref, expr in panel_queries():
+        why = PENDING.get((dash, title, ref))
+        marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
+        yield pytest.param(dash, title, ref, expr, id=f"{dash}/{title}/{ref}", marks=marks)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("dash, title, ref, expr", list(_target_params()))
+def test_panel_returns_data_from_a_live_job(live_stack, dash, title, ref, expr):
+    answer = live_stack["answers"][(dash, title, ref)]
+    assert answer.get("status") == "success", f"Prometheus rejected it: {answer.get('error', answer)}"
+    assert answer["data"]["result"], (
+        f"no series for {to_promql(expr, E2E_MACROS)}\n(job exit code {live_stack['job'].poll()})\n"
+        f"--- job log ---\n{tail(live_stack['job_log'])}")
+
+
+def test_pending_panels_exist():
+    """A renamed or removed panel must leave PENDING too."""
+    targets = {(d, t, ref) for d, t, ref, _ in panel_queries()}
+    assert set(PENDING) <= targets, set(PENDING) - targets
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_every_process_is_scraped_and_the_rules_evaluate(live_stack):
+    base = live_stack["base"]
+    up = instant_query(base, 'up{job="shopguard"} == 1')["data"]["result"]
+    assert len(up) == PROCESSES, up
+    built = instant_query(base, "shopguard_build_info")["data"]["result"]
+    assert {r["metric"]["instance"] for r in built} == {r["metric"]["instance"] for r in up}
+    broken = [(r["name"], r.get("lastError")) for g in live_stack["rules"]["data"]["groups"] for r in g["rules"]
+              if r.get("health") == "err"]
+    assert not broken, broken

@@ -1,30 +1,36 @@
-"""The Prometheus alert rules, their promtool unit tests and the Alertmanager example.
+"""The Prometheus alert rules, their promtool unit tests, their runbooks and the Alertmanager example.
 
 These tests run the real tools from Debian's packages:
     apt-get install prometheus prometheus-alertmanager
 (`promtool` comes with `prometheus`; `amtool` and `prometheus-alertmanager`
-with `prometheus-alertmanager`). A missing tool is a failure, never a skip:
-CI must install them.
+with `prometheus-alertmanager`; `make test` installs them). A missing tool
+is a failure, never a skip. docker-compose deploys the same versions
+(tests/test_deploy.py checks it).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.real_tools import free_port, http_json, run, start, stop, tool, wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 PROM_DIR = ROOT / "config" / "prometheus"
 RULES_DIR = PROM_DIR / "rules"
 RULE_TESTS_DIR = PROM_DIR / "tests"
 ALERTMANAGER_YML = ROOT / "config" / "alertmanager" / "alertmanager.yml"
+RUNBOOK_DIR = ROOT / "docs" / "runbooks"
+# Where every runbook_url points: the project's repository (a fork changes it here and in the rules).
+RUNBOOK_BASE = "https://github.com/shopguard/shopguard/blob/main/docs/runbooks/"
+RUNBOOK_SECTIONS = ("What it means", "How to confirm", "How to mitigate", "How to escalate")
 
 # The alerts shopguard promises on-call (see config/prometheus/rules/).
 EXPECTED_ALERTS = {
@@ -36,34 +42,6 @@ EXPECTED_ALERTS = {
     "ShopguardOverturnRateHigh",
     "ShopguardTopicSilent",
 }
-
-INSTALL_HINT = {
-    "promtool": "apt-get install prometheus",
-    "prometheus": "apt-get install prometheus",
-    "amtool": "apt-get install prometheus-alertmanager",
-    "prometheus-alertmanager": "apt-get install prometheus-alertmanager",
-}
-
-
-def tool(name: str) -> str:
-    """Path of a Prometheus tool, or a failure that says how to install it."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"`{name}` is not installed: run `{INSTALL_HINT[name]}` (Debian) and re-run the tests")
-    return path
-
-
-def run(cmd: list[str], timeout: float = 120, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run a tool; fail with its full output unless it exits 0."""
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        pytest.fail(
-            f"`{' '.join(cmd)}` exited {proc.returncode}\n"
-            f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}",
-            pytrace=False,
-        )
-    return proc
-
 
 def rule_files() -> list[Path]:
     files = sorted(RULES_DIR.glob("*.yml"))
@@ -167,19 +145,68 @@ def test_prometheus_configs_are_valid():
         run([promtool, "check", "config", str(PROM_DIR / name)])
 
 
-def test_every_alert_is_defined_with_severity_and_runbook():
-    rules = [r for f in rule_files() for r in alert_rules(f.read_text())]
+def all_alert_rules() -> list[dict]:
+    return [r for f in rule_files() for r in alert_rules(f.read_text())]
+
+
+def test_every_alert_is_defined_with_severity_summary_and_runbook_url():
+    rules = all_alert_rules()
     names = {r["alert"] for r in rules}
     assert names == EXPECTED_ALERTS, f"missing: {EXPECTED_ALERTS - names}, unexpected: {names - EXPECTED_ALERTS}"
     for r in rules:
         where = f"{r['alert']} {r['labels']}"
         assert r["labels"].get("severity") in {"critical", "warning", "info"}, where
-        for key in ("summary", "description", "runbook"):
+        for key in ("summary", "description"):
             assert len(r["annotations"].get(key, "")) > 20, f"{where}: annotation {key} missing or empty"
-        runbook = r["annotations"]["runbook"]
-        # Concrete: names a metric, an output file or a config file, and quotes a command or query.
-        assert re.search(r"shopguard_|OUT/|prometheus\.yml", runbook), f"{where}: runbook names no metric or file"
-        assert "`" in runbook, f"{where}: runbook quotes no command or query"
+        assert r["annotations"].get("runbook_url") == f"{RUNBOOK_BASE}{r['alert']}.md", (
+            f"{where}: runbook_url should be {RUNBOOK_BASE}{r['alert']}.md")
+
+
+def runbook_path(url: str) -> Path:
+    """The file in this repository a runbook_url points at."""
+    assert url.startswith(RUNBOOK_BASE), url
+    return RUNBOOK_DIR / url[len(RUNBOOK_BASE):]
+
+
+def sections(markdown: str) -> dict[str, str]:
+    """`## Heading` -> its text."""
+    parts = re.split(r"^## +(.+)$", markdown, flags=re.M)
+    return {parts[i].strip(): parts[i + 1].strip() for i in range(1, len(parts), 2)}
+
+
+def test_every_runbook_link_resolves_to_a_page_that_answers_the_four_questions():
+    for url in sorted({r["annotations"]["runbook_url"] for r in all_alert_rules()}):
+        page = runbook_path(url)
+        assert page.is_file(), f"{url}: no file {page.relative_to(ROOT)}"
+        text = page.read_text()
+        assert text.startswith(f"# {page.stem}\n"), f"{page.name}: title it `# {page.stem}`"
+        found = sections(text)
+        for heading in RUNBOOK_SECTIONS:
+            assert len(found.get(heading, "")) > 80, f"{page.name}: section `## {heading}` missing or thin"
+        assert "`" in found["How to confirm"], f"{page.name}: confirming quotes no command or query"
+        assert re.search(r"shopguard_[a-z_]+", text), f"{page.name}: names no metric"
+
+
+def test_every_runbook_page_belongs_to_an_alert_and_the_index_links_it():
+    pages = {p.stem for p in RUNBOOK_DIR.glob("*.md")} - {"README"}
+    assert pages == EXPECTED_ALERTS, f"pages without an alert: {pages - EXPECTED_ALERTS}"
+    index = (RUNBOOK_DIR / "README.md").read_text()
+    for alert in EXPECTED_ALERTS:
+        assert f"]({alert}.md)" in index, f"docs/runbooks/README.md does not link {alert}.md"
+
+
+# A path in this repository that a runbook cites (OUT/... and .cache/... are the user's).
+REPO_PATH = re.compile(r"(?<![\w./-])((?:config|docs|deploy|scripts|tests|sinks|pipeline|detectors)/[\w./-]*[\w/])")
+
+
+def test_every_path_and_metric_a_runbook_cites_exists():
+    defined = defined_metric_names()
+    for page in sorted(RUNBOOK_DIR.glob("*.md")):
+        text = page.read_text()
+        for path in REPO_PATH.findall(text):
+            assert (ROOT / path).exists(), f"{page.name} cites {path}, which does not exist"
+        for name in re.findall(r"(?<![\w:])shopguard_[a-z_]+[a-z]", text):
+            assert name in defined, f"{page.name} names {name}, which sinks/metrics.py does not export"
 
 
 def test_every_alert_has_firing_and_quiet_unit_tests():
@@ -193,7 +220,7 @@ def test_every_alert_has_firing_and_quiet_unit_tests():
 def test_every_alerting_rule_fires_in_some_unit_test():
     """Each rule, not only each name: a test expects an alert with that rule's labels."""
     cases = [c for f in rule_test_files() for c in alert_test_cases(f.read_text())]
-    rules = [r for f in rule_files() for r in alert_rules(f.read_text())]
+    rules = all_alert_rules()
     assert len(rules) >= len(EXPECTED_ALERTS)
     for r in rules:
         fired = [
@@ -211,7 +238,7 @@ def defined_metric_names() -> set[str]:
 
 
 def test_rules_name_only_defined_metrics():
-    """Expressions, descriptions and runbooks name real metrics (a typo would never fire)."""
+    """Expressions and descriptions name real metrics (a typo would never fire)."""
     defined = defined_metric_names()
     for f in rule_files():
         text = "\n".join(line for line in f.read_text().splitlines() if not line.lstrip().startswith("#"))
@@ -243,45 +270,26 @@ def test_alertmanager_routes_by_severity(severity, receiver):
     assert proc.stdout.strip() == receiver, proc.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_alertmanager(tmp_path: Path, config: Path) -> tuple[subprocess.Popen, str]:
+    """A real Alertmanager with `config` on a free port, ready; returns (process, base URL)."""
+    port = free_port()
+    log = tmp_path / "alertmanager.log"
+    proc = start([tool("prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={tmp_path}",
+                  f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="], log, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: proc.poll() is None and urllib.request.urlopen(f"{base}/-/ready", timeout=1).status == 200,
+               20, "alertmanager to be ready", [log])
+    return proc, base
 
 
-def http_json(url: str, data: bytes | None = None):
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        body = resp.read()
-    return json.loads(body) if body else None
+def alert(name: str, instance: str, severity: str, **labels: str) -> dict:
+    return {"labels": {"alertname": name, "job": "shopguard", "instance": instance, "severity": severity, **labels}}
 
 
 def test_alertmanager_inhibits_lag_alerts_while_down_fires(tmp_path):
     """A real Alertmanager with our config: Down of one instance mutes that instance's lag alert only."""
-    binary = tool("prometheus-alertmanager")
-    port = free_port()
-    log = open(tmp_path / "alertmanager.log", "w")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={ALERTMANAGER_YML}", f"--storage.path={tmp_path}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_alertmanager(tmp_path, ALERTMANAGER_YML)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/-/ready", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("alertmanager did not start:\n" + (tmp_path / "alertmanager.log").read_text())
-                time.sleep(0.2)
-
-        def alert(name, instance, severity, **labels):
-            return {"labels": {"alertname": name, "job": "shopguard", "instance": instance,
-                               "severity": severity, **labels}}
-
         http_json(f"{base}/api/v2/alerts", json.dumps([
             alert("ShopguardDown", "a:9464", "critical", cause="scrape_failed"),
             alert("ShopguardEventTimeLagHigh", "a:9464", "warning"),
@@ -302,9 +310,34 @@ def test_alertmanager_inhibits_lag_alerts_while_down_fires(tmp_path):
         assert not state[("ShopguardDown", "a:9464")]["inhibitedBy"], state
         assert not state[("ShopguardOverturnRateHigh", "a:9464")]["inhibitedBy"], state
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc)
+
+
+def test_a_critical_alert_reaches_the_placeholder_receiver(tmp_path):
+    """Alertmanager delivers to alert-log (config/alertmanager/webhook_log.py), as in docker-compose."""
+    receiver_port = free_port()
+    receiver_log = tmp_path / "alert-log.log"
+    receiver = start([sys.executable, str(ALERTMANAGER_YML.parent / "webhook_log.py"), "--addr", "127.0.0.1",
+                      "--port", str(receiver_port)], receiver_log, tmp_path)
+    # the compose service name, as this machine reaches it
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(ALERTMANAGER_YML.read_text().replace("http://alert-log:5001/", f"http://127.0.0.1:{receiver_port}/"))
+    proc, base = start_alertmanager(tmp_path, config)
+    try:
+        wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{receiver_port}/healthz", timeout=1).status == 200,
+                   10, "alert-log to answer", [receiver_log])
+        runbook = f"{RUNBOOK_BASE}ShopguardDown.md"
+        http_json(f"{base}/api/v2/alerts", json.dumps([
+            {**alert("ShopguardDown", "a:9464", "critical", cause="scrape_failed"),
+             "annotations": {"runbook_url": runbook}}]).encode())
+
+        def delivered() -> list[dict]:
+            return [json.loads(line) for line in receiver_log.read_text().splitlines() if line.startswith("{")]
+
+        wait_until(lambda: delivered(), 30, "the notification at alert-log", [receiver_log, tmp_path / "alertmanager.log"])
+        (note,) = delivered()
+        assert note["path"] == "/shopguard/critical" and note["receiver"] == "oncall-pager"
+        assert note["alerts"][0]["alertname"] == "ShopguardDown" and note["alerts"][0]["runbook_url"] == runbook
+    finally:
+        stop(proc)
+        stop(receiver)

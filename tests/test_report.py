@@ -10,6 +10,7 @@ import json
 import os
 import random
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import msgspec
@@ -20,7 +21,7 @@ from pipeline.contract.records import Education, Violation
 from analysis.report import TTD_BUCKETS, build_report, format_report
 from pipeline.cli.report import main
 from analysis.scoring import score
-from sinks.parquet import SCHEMAS, ParquetBatchWriter, convert_dir
+from sinks.parquet import FREE_FORM, KINDS, SCHEMAS, ParquetBatchWriter, convert_dir
 from tests.conftest import read_jsonl
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report"
@@ -104,7 +105,7 @@ def test_time_to_detect_distribution_over_found_pairs():
     buckets = {b["bucket"]: b["count"] for b in ttd.pop("buckets")}
     assert ttd == {"count": 3, "min_s": 5.0, "median_s": 30.0, "p90_s": 120.0, "p99_s": 120.0, "max_s": 120.0}
     assert list(buckets) == [name for name, _ in TTD_BUCKETS]
-    assert buckets == {"before evidence": 0, "0-10 s": 1, "10-60 s": 1, "1-5 min": 1, "5-15 min": 0,
+    assert buckets == {"found before the labelled evidence": 0, "0-10 s": 1, "10-60 s": 1, "1-5 min": 1, "5-15 min": 0,
                        "15-60 min": 0, ">= 1 h": 0}
 
 
@@ -112,7 +113,7 @@ def test_honest_actors_wrongly_flagged_without_events_use_outputs_and_labels():
     honest = build_report(OUT, labels=LABELS)["quality"]["honest"]
     assert honest["denominator"] == "outputs_and_labels"
     assert (honest["actors"], honest["flagged"], honest["flagged_enforced"]) == (6, 2, 1)
-    assert honest["flagged_per_10k"] == pytest.approx(2 / 6 * 10_000)
+    assert honest["flagged_per_10k"] is None, "an upper bound is not the figure: it needs --events"
     assert honest["examples"] == ["creator:C2", "seller:S4"]  # S2 is labelled (another type): not honest
 
 
@@ -121,6 +122,26 @@ def test_honest_actors_with_events_count_every_actor_in_them():
     honest = build_report(OUT, labels=LABELS, events=EVENTS)["quality"]["honest"]
     assert honest["denominator"] == "events"
     assert (honest["actors"], honest["flagged"], honest["flagged_per_10k"]) == (10, 2, 2000.0)
+
+
+def test_without_events_the_text_gives_counts_and_says_how_to_get_the_rate(capsys):
+    assert main([str(OUT), "--labels", str(LABELS)]) == 0
+    text = capsys.readouterr().out
+    assert "2 honest actors wrongly flagged (1 enforced); per 10,000: pass --events EVENTS.jsonl" in text
+    assert "3,333" not in text and "per 10,000 =" not in text
+    assert main([str(OUT), "--labels", str(LABELS), "--events", str(EVENTS)]) == 0
+    assert "2 honest actors wrongly flagged (1 enforced) of 10 in the events = 2,000.0 per 10,000" in \
+        capsys.readouterr().out
+
+
+def test_early_detections_are_explained_as_found_before_the_labelled_evidence(tmp_path):
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"actor": "seller:S1", "violation_type": "listing_spam",
+                                  "evidence_ts": 1_065_000}) + "\n")  # v-1 was detected at 1,005,000
+    r = build_report(OUT, labels=labels)
+    assert r["time_to_detect"]["min_s"] == -60.0
+    assert r["time_to_detect"]["buckets"][0] == {"bucket": "found before the labelled evidence", "count": 1}
+    assert any("found before the labelled evidence" in n for n in r["notes"])
 
 
 def test_no_labels_means_no_quality_and_a_note_saying_how():
@@ -252,17 +273,40 @@ def test_the_text_report_is_aligned_tables(capsys):
 # ---- Parquet ------------------------------------------------------------------------------------------------
 
 
-def test_to_parquet_round_trips_violations_and_actions(out_copy):
-    assert convert_dir(out_copy) == {"violations.parquet": 7, "actions.parquet": 5}
-    for kind in ("violations", "actions"):
+ALL_FILES = {"violations.parquet": 7, "actions.parquet": 5, "standing.parquet": 6, "review_queue.parquet": 4,
+             "dead_letter.parquet": 3}
+
+
+def as_json_values(row: dict) -> dict:
+    """A Parquet row back in the JSONL's terms: timestamps to epoch milliseconds."""
+    return {k: int(v.timestamp() * 1000) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def test_to_parquet_writes_every_output_with_timestamps_and_structs(out_copy):
+    assert convert_dir(out_copy) == ALL_FILES
+    for kind in KINDS:
         original = read_jsonl(out_copy / f"{kind}.jsonl")
         loaded = pl.read_parquet(out_copy / f"{kind}.parquet")
-        assert loaded.schema == SCHEMAS[kind]
-        rows = loaded.to_dicts()
-        for row in rows:
-            if kind == "violations":
-                row["evidence"] = json.loads(row["evidence"])  # JSON text: its keys differ by detector
-        assert rows == [{k: r[k] for k in SCHEMAS[kind]} for r in original]
+        assert {c: t for c, t in loaded.schema.items() if c not in FREE_FORM.values()} == \
+            {c: t for c, t in SCHEMAS[kind].items() if c not in FREE_FORM.values()}
+        assert [as_json_values(r) for r in loaded.to_dicts()] == [{k: r[k] for k in SCHEMAS[kind]} for r in original]
+    violations = pl.read_parquet(out_copy / "violations.parquet")
+    assert violations.schema["detected_at"] == pl.Datetime("ms", "UTC")
+    assert violations.schema["evidence"] == pl.Struct({"n": pl.Int64, "note": pl.String})
+    assert violations["evidence"].struct.field("n").to_list() == [1, 2, 3, 4, 5, 6, 7]
+    assert violations["detected_at"][0] == datetime(1970, 1, 1, 0, 16, 45, tzinfo=timezone.utc)
+
+
+def test_evidence_of_different_detectors_becomes_one_struct_of_every_key(tmp_path):
+    rows = [{"violation_id": "v-1", "evidence": {"listings": 5, "window_s": 3600}},
+            {"violation_id": "v-2", "evidence": {"price": 99.5, "median": 20.0}},
+            {"violation_id": "v-3", "evidence": {}}]
+    (tmp_path / "violations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    convert_dir(tmp_path)
+    evidence = pl.read_parquet(tmp_path / "violations.parquet")["evidence"]
+    assert set(evidence.struct.fields) == {"listings", "window_s", "price", "median"}
+    assert evidence.struct.field("listings").to_list() == [5, None, None]
+    assert evidence.struct.field("price").to_list() == [None, 99.5, None]
 
 
 def test_report_reads_parquet_when_newer_and_gives_the_same_numbers(out_copy, capsys):
@@ -270,9 +314,8 @@ def test_report_reads_parquet_when_newer_and_gives_the_same_numbers(out_copy, ca
     assert main([str(out_copy), "--to-parquet", "--labels", str(LABELS), "--json"]) == 0
     captured = capsys.readouterr()
     from_parquet = json.loads(captured.out)
-    assert "violations.parquet (7 rows)" in captured.err
-    assert from_parquet["files"]["violations"]["format"] == "parquet"
-    assert from_parquet["files"]["standing"]["format"] == "jsonl"
+    assert "violations.parquet (7 rows)" in captured.err and "dead_letter.parquet (3 rows)" in captured.err
+    assert {f["format"] for f in from_parquet["files"].values()} == {"parquet"}
     drop = ("files", "dir", "quality")
     assert {k: v for k, v in from_parquet.items() if k not in drop} == \
            {k: v for k, v in from_jsonl.items() if k not in drop}
@@ -300,7 +343,7 @@ def test_parquet_batch_writer_appends_batches_and_finishes_on_close(tmp_path):
     assert writer.rows == 7
     loaded = pl.read_parquet(path)
     assert loaded["violation_id"].to_list() == [r["violation_id"] for r in records]
-    assert [json.loads(e) for e in loaded["evidence"]] == [r["evidence"] for r in records]
+    assert loaded["evidence"].to_list() == [r["evidence"] for r in records]
     # the report reads a folder of such files
     r = build_report(tmp_path)
     assert r["files"]["violations"]["format"] == "parquet" and r["violations"]["total"] == 7
@@ -317,7 +360,12 @@ def test_parquet_batch_writer_streams_many_batches(tmp_path):
 
 def test_parquet_batch_writer_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="kind must be one of"):
-        ParquetBatchWriter(tmp_path / "x.parquet", kind="standing")
+        ParquetBatchWriter(tmp_path / "x.parquet", kind="appeals")
+    violations = read_jsonl(OUT / "violations.jsonl")
+    with ParquetBatchWriter(tmp_path / "v.parquet") as vw:
+        vw.write(violations[:1])
+        with pytest.raises(ValueError, match="key 'surprise' is not in this file's columns"):
+            vw.write([{**violations[1], "evidence": {"surprise": 1}}])
     writer = ParquetBatchWriter(tmp_path / "x.parquet", kind="actions")
     with pytest.raises((TypeError, pl.exceptions.PolarsError, msgspec.ValidationError)):
         writer.write([{"action_id": "a", "actor": "seller:S1", "action": "warning", "active_points": "many",
@@ -347,5 +395,5 @@ def test_to_parquet_handles_empty_and_half_written_files(out_copy):
     (out_copy / "actions.jsonl").write_text("")
     with open(out_copy / "violations.jsonl", "ab") as f:
         f.write(b'{"violation_id":"v-8","act')
-    assert convert_dir(out_copy) == {"violations.parquet": 7, "actions.parquet": 0}
+    assert convert_dir(out_copy) == {**ALL_FILES, "actions.parquet": 0}
     assert pl.read_parquet(out_copy / "actions.parquet").schema == SCHEMAS["actions"]

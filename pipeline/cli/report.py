@@ -24,9 +24,11 @@ def add_report_command(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--events", metavar="FILE",
                    help="events.jsonl: count honest actors over all actors in it (default: outputs + labels)")
     p.add_argument("--json", action="store_true", help="one JSON object with stable keys, for machines")
+    p.add_argument("--html", metavar="FILE",
+                   help="write the report with its plots as one self-contained HTML page to FILE")
     p.add_argument("--top", type=int, default=10, metavar="N", help="top actors to list (default 10)")
     p.add_argument("--to-parquet", action="store_true",
-                   help="first write violations.parquet and actions.parquet beside the JSONL files")
+                   help="first write KIND.parquet beside each output file (timestamps, evidence as a struct)")
     p.set_defaults(func=cmd_report)
     return p
 
@@ -44,6 +46,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             return fail(f"{path}: no such file for {flag}")
     if args.top < 0:
         return fail(f"--top must be 0 or more, got {args.top}")
+    if args.html is not None and not Path(args.html).resolve().parent.is_dir():
+        return fail(f"{args.html}: its folder does not exist; create it or write the page elsewhere")
     try:
         if args.to_parquet:
             from sinks.parquet import convert_dir
@@ -54,6 +58,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             if not written:
                 print(f"nothing to convert: no violations.jsonl or actions.jsonl in {out_dir}", file=sys.stderr)
         report = build_report(out_dir, args.labels, args.events, args.top)
+        if args.html is not None:
+            from analysis.report_html import violations_over_time, write_html
+
+            print(f"wrote {write_html(report, violations_over_time(out_dir), args.html)}", file=sys.stderr)
+            if not args.json:
+                return 0
     except pl.exceptions.PolarsError as err:
         return fail(f"cannot read {out_dir}: {str(err).splitlines()[0]}")
     text = json.dumps(report, indent=2) + "\n" if args.json else format_report(report)

@@ -50,6 +50,7 @@ class Registration:
     violation_types: tuple[str, ...]
     joined_types: frozenset[type]  # read in the `shops` stage (empty: a one-stage detector)
     shared_types: frozenset[type]  # update its shard-wide state
+    detector_ids: dict[str, str]  # violation type -> the detector id its violations carry
 
     def build(self, config: Any) -> Any:
         return self.cls(config)
@@ -87,6 +88,14 @@ class Registry:
     @property
     def tables(self) -> tuple[str, ...]:
         return tuple(self._by_table)
+
+    def detector_ids(self) -> dict[str, tuple[str, ...]]:
+        """Every detector id violations can carry -> the types it issues (for metric label values)."""
+        out: dict[str, list[str]] = {}
+        for entry in self._by_table.values():
+            for vtype, detector in entry.detector_ids.items():
+                out.setdefault(detector, []).append(vtype)
+        return {detector: tuple(types) for detector, types in out.items()}
 
     @property
     def catalog(self) -> tuple[str, ...]:
@@ -167,7 +176,10 @@ def _checked(cls: type) -> Registration:
     shared = _optional_types(cls, "shared_types", fail)
     if shared and not callable(getattr(cls, "on_shared", None)):
         fail("declares `shared_types` but has no `on_shared(shared, event)`")
-    return Registration(cls, table, config_type, types, joined, shared)
+    ids = cls.__dict__.get("detector_ids", {t: name for t in types})
+    if set(ids) != set(types) or not all(isinstance(i, str) and _ID.match(i) for i in ids.values()):
+        fail("`detector_ids` must map each of its violation types to a detector id like `word_v1`")
+    return Registration(cls, table, config_type, types, joined, shared, dict(ids))
 
 
 def _optional_types(cls: type, attr: str, fail) -> frozenset[type]:

@@ -150,8 +150,7 @@ class OnlineModels:
         for model in observed.reviews:
             metrics_sink.review_child(model).inc()
         for (model, metric), value in self.quality().items():
-            child("quality", (model, metric), lambda k=(model, metric): metrics_sink.model_quality.labels(*k)) \
-                .set(value)
+            child("quality", (model, metric), lambda k=(model, metric): metrics_sink.model_quality_child(*k)).set(value)
 
     def _child(self, kind: str, key: Any, make):
         child = self._children.get((kind, key))

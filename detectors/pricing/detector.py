@@ -83,6 +83,9 @@ class Pricing:
     Config: ClassVar[type] = PricingConfig
     event_types: ClassVar[frozenset[type]] = frozenset({ListingCreated, ListingUpdated})
     shared_types: ClassVar[frozenset[type]] = frozenset({BrandRegistered})
+    detector_ids: ClassVar[dict[str, str]] = {
+        gouging.VIOLATION_TYPE: gouging.DETECTOR, discount.VIOLATION_TYPE: discount.DETECTOR,
+        counterfeit.VIOLATION_TYPE: counterfeit.DETECTOR}
     idle_eviction_ms: ClassVar[int | None] = None  # the job's [job] idle_eviction_seconds
 
     def __init__(self, config: PricingConfig) -> None:

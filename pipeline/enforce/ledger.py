@@ -65,6 +65,8 @@ from sinks.metrics import Metrics
 
 DAY_MS = 86_400_000
 GOOD = "good"
+# Why the ledger dead-letters a governance event (the `reason` of its dead letter).
+REJECTION_REASONS = ("unknown_violation", "wrong_actor", "repeated_appeal", "unknown_module")
 
 # Order of items with the same event time: the violation before its appeal,
 # a filing before its decision.

@@ -147,8 +147,8 @@ class DetectShard(PlainShard):
             self.process(events, out, read_ms)
         if self.step is None:
             self.step = f"detect_{FAMILY_OF.get(type(groups[0][1][0]), self.stage)}s"
-        # Latency: from the oldest record of these groups being read to their detection done.
-        self.metrics.processing_latency.observe(max(0.0, now - min(read for read, _ in groups) / 1000.0))
+        for read_ms, events in groups:  # per event: from its record being read to its detection done
+            self.metrics.observe_latency(now - read_ms / 1000.0, len(events))
         return out
 
     def process(self, events: Iterable[Event], out: list[Any], read_ms: int = 0) -> None:

@@ -88,6 +88,26 @@ def _breakdown(counts: dict[str, float]) -> str:
 # ---- building ---------------------------------------------------------------------------
 
 
+def new_metrics() -> Metrics:
+    """The job's metrics, every labelled counter already at zero for the label values it can take."""
+    from detectors.models.anomaly import ANOMALY_MODELS
+    from detectors.registry import registry
+    from pipeline.contract.events import DECODE_REASONS, TOPIC_OF_TYPE
+    from pipeline.enforce.ledger import REJECTION_REASONS
+    from pipeline.enforce.policy import ACTION_KINDS
+
+    metrics = new_metrics()
+    detectors = registry().detector_ids()
+    models = tuple(ANOMALY_MODELS.values())
+    metrics.init_label_values(
+        detectors=detectors, event_types=TOPIC_OF_TYPE, actions=ACTION_KINDS,
+        dead_letter_reasons=sorted(DECODE_REASONS) + list(REJECTION_REASONS) + ["detector_error"],
+        anomaly_models=models,
+        drift_signals=[f"violation_rate:{t}" for t in registry().catalog] + [f"anomaly_score:{m}" for m in models],
+    )
+    return metrics
+
+
 # A source, as the engine takes it: `(config, metrics) -> read`, where `read(flow)` adds the
 # input step. A module-level function, so a cluster's processes can each build their own.
 Reader = Callable[[Config, Metrics], Callable[[Dataflow], Any]]
@@ -154,7 +174,7 @@ def _recovery(config: Config, workers: int, processes: int):
 def run_job(config: Config, *, source: Reader, replay: bool, workers: int, serve_metrics: bool,
             progress: bool, metrics: Metrics | None = None, processes: int = 1) -> Metrics:
     """Run the job to completion; return its metrics (summed over processes in a cluster)."""
-    metrics = metrics or Metrics()
+    metrics = metrics or new_metrics()
     prepare_outputs(config)
     if processes > 1:
         return _run_cluster(config, source, replay, workers, processes, serve_metrics, metrics)
@@ -209,7 +229,7 @@ def _run_cluster(config: Config, source: Reader, replay: bool, workers: int, pro
 
 def _cluster_process(config: Config, source: Reader, replay: bool, serve_metrics: bool, process_id: int):
     """One process of a cluster: its own metrics (served on port + process_id), totals back at the end."""
-    metrics = Metrics()
+    metrics = new_metrics()
     flow = build_job(config, source=source, replay=replay, metrics=metrics)
     server = _serve(metrics, config, process_id) if serve_metrics else None
     tune_gc()

@@ -105,10 +105,14 @@ class Registry:
     def __getitem__(self, table: str) -> Registration:
         return self._by_table[table]
 
-    def config_struct(self) -> type:
-        """A frozen msgspec struct with one typed field per `[detectors.TABLE]` table."""
+    def config_struct(self, module: str) -> type:
+        """A frozen msgspec struct with one typed field per `[detectors.TABLE]` table.
+
+        `module` must bind it under the name `DetectorsConfig`, so that pickle
+        (a cluster's processes receive the config) finds the class there.
+        """
         fields = [(entry.table, entry.config_type) for entry in self._by_table.values()]
-        return msgspec.defstruct("DetectorsConfig", fields, frozen=True, forbid_unknown_fields=True)
+        return msgspec.defstruct("DetectorsConfig", fields, frozen=True, forbid_unknown_fields=True, module=module)
 
     def build(self, configs: Any) -> list[tuple[Registration, Any]]:
         """Every registered detector, configured from the typed `[detectors]` section, with its registration."""

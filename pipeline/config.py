@@ -94,7 +94,7 @@ class WorkbenchConfig(_Section):
 
 
 # `[detectors.*]`: one typed table per registered detector (`detectors/registry.py`).
-DetectorsConfig = registry().config_struct()
+DetectorsConfig = registry().config_struct(__name__)
 
 
 class Config(_Section):

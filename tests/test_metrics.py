@@ -12,14 +12,14 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from detectors import REGISTRY
-from detectors.models import ANOMALY_MODELS
-from pipeline.contract.events import DECODE_REASONS, TOPIC_OF_TYPE
-from pipeline.enforce.policy import ACTION_KINDS, CATALOG
+from detectors.registry import registry
+from pipeline.contract.events import DECODE_REASONS
+from pipeline.engine.job import new_metrics
+from pipeline.enforce.ledger import REJECTION_REASONS
+from pipeline.enforce.policy import ACTION_KINDS
 from sinks.metrics import LATENCY_BUCKETS, MODEL_QUALITY_GAUGES, Metrics
 from tests.conftest import replay
 
-LEDGER_REASONS = ("unknown_violation", "wrong_actor", "repeated_appeal", "unknown_module")
 
 
 def scraped(metrics: Metrics) -> dict[tuple[str, tuple], float]:
@@ -27,18 +27,6 @@ def scraped(metrics: Metrics) -> dict[tuple[str, tuple], float]:
     text = generate_latest(metrics.registry).decode()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def known_detectors() -> dict[str, tuple[str, ...]]:
-    return {cls.name: (cls.violation_type,) for cls, _ in REGISTRY.values()}
-
-
-def init_all(metrics: Metrics) -> None:
-    metrics.init_label_values(detectors=known_detectors(), event_types=TOPIC_OF_TYPE, actions=ACTION_KINDS,
-                              dead_letter_reasons=sorted(DECODE_REASONS) + list(LEDGER_REASONS),
-                              anomaly_models=ANOMALY_MODELS.values(),
-                              drift_signals=[f"violation_rate:{t}" for t in CATALOG]
-                              + [f"anomaly_score:{m}" for m in ANOMALY_MODELS.values()])
 
 
 def test_build_info_names_the_versions_running():
@@ -60,9 +48,7 @@ def test_process_and_python_collectors_feed_the_use_panels():
 
 
 def test_labelled_counters_start_at_zero_for_every_known_label_value():
-    metrics = Metrics()
-    init_all(metrics)
-    samples = scraped(metrics)
+    samples = scraped(new_metrics())
 
     def zero(name: str, **labels: str) -> bool:
         return samples.get((name, tuple(sorted(labels.items())))) == 0.0
@@ -73,19 +59,19 @@ def test_labelled_counters_start_at_zero_for_every_known_label_value():
                 enforced="true")
     assert zero("shopguard_appeals_total", outcome="overturned", violation_type="fake_discount")
     assert all(zero("shopguard_actions_total", action=a) for a in ACTION_KINDS)
-    assert all(zero("shopguard_dead_letters_total", reason=r) for r in [*DECODE_REASONS, *LEDGER_REASONS])
+    assert all(zero("shopguard_dead_letters_total", reason=r) for r in [*DECODE_REASONS, *REJECTION_REASONS])
     assert zero("shopguard_events_total", topic="governance-events", type="appeal.decided")
     assert zero("shopguard_late_events_total", topic="live-events")
     assert zero("shopguard_duplicates_total", topic="order-events")
     assert zero("shopguard_review_queue_entries_total", model="seller_anomaly_v1")
     assert zero("shopguard_drift_total", signal="violation_rate:order_brushing")
     violation_series = [k for k in samples if k[0] == "shopguard_violations_total"]
-    assert len(violation_series) == 2 * len(REGISTRY)  # enforced and shadow of each detector's type
+    issued = sum(len(types) for types in registry().detector_ids().values())
+    assert len(violation_series) == 2 * issued  # enforced and shadow of each detector's types
 
 
 def test_initialised_counters_still_count_and_sum_across_processes():
-    one, other = Metrics(), Metrics()
-    init_all(one)
+    one, other = new_metrics(), Metrics()
     one.actions_child("warning").inc(3)
     other.absorb(one.counter_values())
     assert other.by_label(other.actions, "action")["warning"] == 3

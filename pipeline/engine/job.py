@@ -96,7 +96,7 @@ def new_metrics() -> Metrics:
     from pipeline.enforce.ledger import REJECTION_REASONS
     from pipeline.enforce.policy import ACTION_KINDS
 
-    metrics = new_metrics()
+    metrics = Metrics()
     detectors = registry().detector_ids()
     models = tuple(ANOMALY_MODELS.values())
     metrics.init_label_values(

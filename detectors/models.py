@@ -85,7 +85,7 @@ from detectors.base import clamp01
 from detectors.features import FEATURE_KIND, FEATURES_OF_ROLE, RISK_SIDE, ActorFeaturesConfig, FeatureUpdate
 from pipeline.config import DEFAULT_CONFIG, read_toml
 from pipeline.errors import ConfigError
-from pipeline.contract.events import AppealDecided
+from pipeline.contract.events import AppealDecided, ReviewDecided, ViolationOverturned
 from pipeline.enforce.ledger import AppealOutcome, evidence_features
 from pipeline.contract.records import ReviewEntry, Violation
 
@@ -356,6 +356,7 @@ class RoleModelState:
     scored: int = 0
     flagged: int = 0
     last_review: dict[str, int] = field(default_factory=dict)  # actor -> ts of its last review entry, oldest first
+    verdicts: dict[str, int] = field(default_factory=dict)  # reviewers' "dismissed"/"escalated" counts
 
 
 @dataclass(slots=True)
@@ -490,6 +491,22 @@ class AnomalyModel:
             delta = v - m[1]
             m[1] += a * delta
             m[2] = (1.0 - a) * (m[2] + a * delta * delta)
+
+    def learn_verdict(self, verdict: ReviewDecided) -> bool:
+        """A reviewer's verdict on one of this model's review entries; False if it is another model's.
+
+        A dismissed entry was usual behaviour after all: its features are learned now (the guard that
+        keeps flagged updates out of the moments is lifted by a reviewer's word, never by the model's own).
+        """
+        role = verdict.actor.split(":", 1)[0]
+        model = self.state.get(role)
+        if model is None or model.name != verdict.model:
+            return False
+        model.verdicts[verdict.decision] = model.verdicts.get(verdict.decision, 0) + 1
+        if verdict.decision == "dismissed":
+            x, _z = self._deviations(role, model, verdict.features)
+            self._learn(model, x)
+        return True
 
     def _cooldown_ready(self, model: RoleModelState, actor: str, ts: int) -> bool:
         last = model.last_review
@@ -843,7 +860,8 @@ class OnlineModels:
     - `FeatureUpdate`: scored by `AnomalyModel` at once; may yield a `ReviewEntry`.
     - `Violation`: assessed by `AppealClassifier` (confidence, maybe routed to
       review) and passed on; counted for drift and rule agreement.
-    - `AppealDecided` (or the ledger's `AppealOutcome`): teaches the classifier.
+    - `AppealDecided`, `ViolationOverturned` (or the ledger's `AppealOutcome`): teaches the classifier.
+    - `ReviewDecided`: a reviewer's verdict on a review entry; a dismissal teaches the anomaly model.
 
     Violations and decisions reach this step from many shards in no fixed
     interleaving, and what the classifier says about a violation depends on
@@ -889,8 +907,10 @@ class OnlineModels:
             elif kind is Violation:
                 self._watch(item)
                 pending.append((item.detected_at, 0, item.violation_id, item, arrived))
-            elif kind is AppealDecided:
+            elif kind is AppealDecided or kind is ReviewDecided:
                 pending.append((item.ts, 1, item.event_id, item, arrived))
+            elif kind is ViolationOverturned:
+                pending.append((item.ts, 1, item.event_id, item.as_decision(), arrived))
             elif kind is AppealOutcome:
                 pending.append((item.decided_at, 1, item.appeal_id, item, arrived))
         return out
@@ -908,6 +928,8 @@ class OnlineModels:
         for _ts, _rank, _id, item, _arrived in ready:
             if type(item) is Violation:
                 self._on_violation(item, out)
+            elif type(item) is ReviewDecided:
+                self.anomaly.learn_verdict(item)
             elif classifier_on and type(item) is AppealDecided:
                 self.appeals.learn_decision(item)
             elif classifier_on:
@@ -956,6 +978,9 @@ class OnlineModels:
             if role_model.scored:
                 out[(role_model.name, "threshold")] = role_model.threshold.get()
                 out[(role_model.name, "flag_rate")] = role_model.flagged / role_model.scored
+            judged = sum(role_model.verdicts.values())
+            if judged:  # of the entries reviewers judged, the share they escalated
+                out[(role_model.name, "reviewer_escalated_share")] = role_model.verdicts.get("escalated", 0) / judged
         return out
 
     def publish(self, metrics_sink: Any) -> None:

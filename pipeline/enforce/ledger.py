@@ -59,7 +59,9 @@ from typing import Any
 import msgspec
 
 from pipeline.engine.detect import Deduper
-from pipeline.contract.events import AppealDecided, AppealFiled, EducationCompleted, Event
+from pipeline.contract.events import (
+    AppealDecided, AppealFiled, EducationCompleted, Event, ReviewDecided, ViolationOverturned,
+)
 from pipeline.enforce.policy import LASTING_ACTIONS, RESTRICTION_KINDS, Policy
 from pipeline.contract.records import Action, DeadLetter, Standing, Violation
 from sinks.metrics import Metrics
@@ -73,7 +75,8 @@ SWEEP_EVERY_MS = 60_000
 
 # Order of items with the same event time: the violation before its appeal,
 # a filing before its decision.
-_RANK = {Violation: 0, AppealFiled: 1, AppealDecided: 2, EducationCompleted: 3}
+_RANK = {Violation: 0, AppealFiled: 1, AppealDecided: 2, ViolationOverturned: 2, EducationCompleted: 3,
+         ReviewDecided: 3}
 
 
 class AppealOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -501,6 +504,8 @@ class LedgerShard:
                 heapq.heappush(st.due, (ledger.entries[item.violation_id].expires_at, item.actor, item.violation_id))
         elif isinstance(item, EducationCompleted):
             out += self._lesson(item)
+        elif isinstance(item, ReviewDecided):
+            pass  # a verdict on a review-queue entry carries no points: only the online models learn from it
         elif self._violation_known(item) or final or arrived - first_arrived >= self.unknown_appeal_wait_seconds:
             out += self._appeal(item)
         else:  # run: the violation may still be on its way from another worker
@@ -521,11 +526,13 @@ class LedgerShard:
         ledger = self.state.actors.get(event.actor)
         return ledger is not None and event.violation_id in ledger.entries
 
-    def _appeal(self, event: AppealFiled | AppealDecided) -> list[Any]:
+    def _appeal(self, event: AppealFiled | AppealDecided | ViolationOverturned) -> list[Any]:
         try:
             if not self._violation_known(event):
                 raise self._unknown(event)
             ledger = self.state.actors[event.actor]
+            if isinstance(event, ViolationOverturned):  # a reviewer's overturn without an appeal
+                return ledger.decide_appeal(event.as_decision(), self.policy)
             if isinstance(event, AppealFiled):
                 records = ledger.file_appeal(event, self.policy)
                 self.metrics.appeals_child("filed", ledger.entries[event.violation_id].violation.violation_type).inc()
@@ -534,13 +541,14 @@ class LedgerShard:
         except Rejected as rejected:
             return [self._dead_letter(event, rejected)]
 
-    def _unknown(self, event: AppealFiled | AppealDecided) -> Rejected:
+    def _unknown(self, event: AppealFiled | AppealDecided | ViolationOverturned) -> Rejected:
         """Why an appeal's violation is not in its actor's record (only looked up on this rare path)."""
+        what = f"appeal {event.appeal_id}" if hasattr(event, "appeal_id") else f"overturn {event.event_id}"
         owner = next((a for a, ledger in self.state.actors.items() if event.violation_id in ledger.entries), None)
         if owner is not None:
-            return Rejected("wrong_actor", f"appeal {event.appeal_id}: violation {event.violation_id} was issued "
+            return Rejected("wrong_actor", f"{what}: violation {event.violation_id} was issued "
                                            f"to {owner}, not {event.actor}")
-        return Rejected("unknown_violation", f"appeal {event.appeal_id}: no violation {event.violation_id} was "
+        return Rejected("unknown_violation", f"{what}: no violation {event.violation_id} was "
                                              f"issued to {event.actor} in the last "
                                              f"{self.policy.expiry_days:g} days")
 

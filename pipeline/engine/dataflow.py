@@ -46,7 +46,7 @@ from detectors.models import OnlineModels, models_config
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.engine.detect import DetectShard, ShardState
-from pipeline.contract.events import AppealDecided, Event, InvalidEvent, decode
+from pipeline.contract.events import AppealDecided, Event, InvalidEvent, ReviewDecided, ViolationOverturned, decode
 from pipeline.enforce.ledger import LedgerShard, Relayed
 from pipeline.enforce.links import (
     ACCOUNT_EVENTS, FanOutLogic, IdentityUse, LinkLogic, fan_out_key, is_suspension_change,
@@ -378,6 +378,9 @@ class ModelsLogic(EventTimeOrderedLogic):
         return pickle.dumps(self.models.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+REVIEWER_VERDICTS = (AppealDecided, ViolationOverturned, ReviewDecided)
+
+
 def actor_of_item(item: Any) -> str:
     """The actor a ledger input is about (relayed violations are wrapped)."""
     return item.violation.actor if isinstance(item, Relayed) else item.actor
@@ -426,7 +429,8 @@ def build_flow(
     # watches rates for drift.
     feature_updates = op.key_rm("feature_updates", op.stateful_batch(
         "actor_features", for_features.trues, lambda r: FeaturesLogic(ctx, models.features, r)))
-    decisions = op.filter("appeal_decisions", governance, lambda e: type(e) is AppealDecided)
+    # reviewers' verdicts teach the models (the step id predates the overturn and review verdicts)
+    decisions = op.filter("appeal_decisions", governance, lambda e: type(e) in REVIEWER_VERDICTS)
     models_in = op.key_on("key_models", op.merge("models_inputs", feature_updates, detected, decisions),
                           lambda _: "models")
     modeled = op.key_rm("models_records", op.stateful_batch(

@@ -25,11 +25,11 @@ from starlette.testclient import TestClient
 from pipeline.cli.console import main as console_main
 from pipeline.enforce.policy import load_policy
 from tests.test_workbench_access import (
-    ALICE, BOB, REVIEWER, REVIEWER_2, client, csrf_of, governance_lines, signed_in, world,  # noqa: F401
+    ALICE, REVIEWER, REVIEWER_2, client, csrf_of, governance_lines, signed_in, world,  # noqa: F401
 )
 from tests.test_workbench_store import MIN, T0, ledger_outputs
 from workbench.app import create_app
-from workbench.auth import Limit, Tokens, digest
+from workbench.auth import Limit, Tokens
 from workbench.publish import FilePublisher
 from workbench.serve import serve_in_thread
 from workbench.store import FileFeed, Store

@@ -318,7 +318,7 @@ def standing_routes(wb: Workbench) -> list[BaseRoute]:
 
     def file_appeal(request: Request, form: dict[str, Any]) -> Response:
         actor = request.path_params["actor"]
-        identity = wb.own(request, actor)
+        wb.own(request, actor)
         violation_id = field(form, "violation_id")
         reason = " ".join(field(form, "reason", MAX_REASON_CHARS).split())
         if not reason:

@@ -85,9 +85,9 @@ CHARTS: dict[str, tuple[str, Callable[[Store], dict[str, Any]], type]] = {
 
 def svg(name: str, store: Store) -> str:
     """The chart `name` (a key of CHARTS) as an SVG document."""
-    title, data_of, kind = CHARTS[name]
+    _title, data_of, kind = CHARTS[name]  # the page shows the title above the chart
     data = data_of(store)
-    chart = kind(title=title, style=STYLE, js=[], width=900, height=380, legend_at_bottom=True,
+    chart = kind(title=None, style=STYLE, js=[], width=900, height=380, legend_at_bottom=True,
                  x_label_rotation=30 if len(data["labels"]) > 8 else 0, print_values=False, show_y_guides=True,
                  no_data_text="Nothing yet", truncate_legend=40, disable_xml_declaration=False)
     chart.x_labels = data["labels"]

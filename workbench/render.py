@@ -96,7 +96,9 @@ def number(value: float) -> str:
 
 
 def money(value: float, currency: str | None = None) -> str:
-    """>>> money(6499.999999999995, "USD")
+    """Money to the cent, with its currency when the evidence names one.
+
+    >>> money(6499.999999999995, "USD")
     '6,500.00 USD'
     """
     return f"{value:,.2f}" + (f" {currency}" if currency else "")

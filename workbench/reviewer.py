@@ -224,17 +224,19 @@ def reviewer_routes(wb: Workbench) -> list[BaseRoute]:
                                           f"decided_{decision}", violation_id, reason[:200]))
         return appeal["appeal_id"]
 
+    def sent(request: Request, actor: str, violation_id: str, what: str) -> Response:
+        """Back to the violation, saying what was sent and when the job will apply it."""
+        wb.flash(request, f"{what} by {wb.identity(request).id}. The job applies it when it reads "
+                          f"{wb.publisher.name}.")
+        return wb.redirect(f"{actor_url(actor)}#{violation_id}")
+
     def decide(request: Request, form: dict[str, Any]) -> Response:
         actor = request.path_params["actor"]
         wb.reviewer(request)
-        decision = field(form, "decision")
-        if decision not in DECISIONS:
-            raise HTTPException(400, "The decision must be upheld or overturned.")
+        decision = field(form, "decision", allowed=DECISIONS)
         violation_id = field(form, "violation_id", required=True)
         appeal_id = decide_one(request, actor, violation_id, decision, reason_of(form))
-        wb.flash(request, f"Appeal {appeal_id} {decision} by {wb.identity(request).id}. The job applies it when it "
-                          f"reads {wb.publisher.name}.")
-        return wb.redirect(f"{actor_url(actor)}#{violation_id}")
+        return sent(request, actor, violation_id, f"Appeal {appeal_id} {decision}")
 
     def overturn(request: Request, form: dict[str, Any]) -> Response:
         actor = request.path_params["actor"]
@@ -249,16 +251,12 @@ def reviewer_routes(wb: Workbench) -> list[BaseRoute]:
             raise HTTPException(409, f"{violation_id} has an appeal waiting: decide the appeal instead.")
         event = violation_overturned(violation_id, actor, identity.id, reason, ts=wb.stamp(violation["detected_at"]))
         wb.publish(request, event, Change(None, None, "overturned_unappealed", violation_id, reason[:200]))
-        wb.flash(request, f"{violation_id} overturned by {identity.id}. The job applies it when it reads "
-                          f"{wb.publisher.name}.")
-        return wb.redirect(f"{actor_url(actor)}#{violation_id}")
+        return sent(request, actor, violation_id, f"{violation_id} overturned")
 
     def review_verdict(request: Request, form: dict[str, Any]) -> Response:
         actor = request.path_params["actor"]
         identity = wb.reviewer(request)
-        decision = field(form, "decision")
-        if decision not in VERDICTS:
-            raise HTTPException(400, "The verdict must be dismissed or escalated.")
+        decision = field(form, "decision", allowed=VERDICTS)
         entry = store.queue_entry(actor)
         if entry is None:
             raise HTTPException(404, f"{actor} is not on the review queue.")
@@ -323,9 +321,7 @@ def reviewer_routes(wb: Workbench) -> list[BaseRoute]:
     def bulk(request: Request, form: dict[str, Any]) -> Response:
         """Step 1 shows what will happen and asks to confirm; step 2 (`confirm=yes`) decides each appeal."""
         identity = wb.reviewer(request)
-        decision = field(form, "decision")
-        if decision not in DECISIONS:
-            raise HTTPException(400, "Choose upheld or overturned for the selected appeals.")
+        decision = field(form, "decision", allowed=DECISIONS)
         reason = reason_of(form)
         ids = many(form, "appeal_id")
         if not ids:

@@ -141,8 +141,9 @@ def _unquote(value: bytes) -> str:
         return ""
 
 
-def field(form: dict[str, Any], name: str, max_chars: int = MAX_PARAM_CHARS, required: bool = False) -> str:
-    """One text field of a form: 400 if repeated, too long, or missing when required."""
+def field(form: dict[str, Any], name: str, max_chars: int = MAX_PARAM_CHARS, required: bool = False,
+          allowed: tuple[str, ...] | None = None) -> str:
+    """One text field of a form: 400 if repeated, too long, missing when required, or not one of `allowed`."""
     value = form.get(name, "")
     if isinstance(value, list):
         raise HTTPException(400, f"Send `{name}` once.")
@@ -150,6 +151,8 @@ def field(form: dict[str, Any], name: str, max_chars: int = MAX_PARAM_CHARS, req
         raise HTTPException(400, f"`{name}` is too long: at most {max_chars:,} characters.")
     if required and not value.strip():
         raise HTTPException(400, f"Fill in `{name}`.")
+    if allowed is not None and value not in allowed:
+        raise HTTPException(400, f"`{name}` must be one of: {', '.join(allowed)}.")
     return value
 
 

@@ -357,3 +357,30 @@ def test_the_console_command_explains_what_is_missing(tmp_path, capsys, monkeypa
     monkeypatch.setenv("SHOPGUARD_WORKBENCH_REVIEWERS", "rev-ana=" + REVIEWER[1])
     assert console_main(["--out", str(tmp_path / "missing"), "--port", "0"]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_the_token_command_mints_lists_and_revokes(tmp_path, capsys):
+    from workbench.auth import Identity
+
+    out = tmp_path / "out"
+    out.mkdir()
+    assert console_main(["token", "rev-cy", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    token = printed.out.strip()
+    assert len(token) >= 32 and len(set(token)) >= 12 and "shown once" in printed.err
+    assert console_main(["token", "seller:S/7", "--out", str(out)]) == 0
+    seller_token = capsys.readouterr().out.strip()
+    store = Store(out / "workbench.sqlite", FileFeed(out))
+    tokens = Tokens(store)
+    assert tokens.identify(token)[1] == Identity("reviewer", "rev-cy")
+    assert tokens.identify(seller_token)[1] == Identity("actor", "seller:S/7")
+    stored = b"".join(p.read_bytes() for p in out.glob("workbench.sqlite*"))
+    assert token.encode() not in stored and token.split("_", 2)[2].encode() not in stored  # only salted digests
+    assert console_main(["token", "--list", "--out", str(out)]) == 0
+    listing = capsys.readouterr().out
+    assert "rev-cy" in listing and "seller:S/7" in listing and token not in listing
+    assert console_main(["token", "rev-cy", "--revoke", "--out", str(out)]) == 0
+    assert tokens.identify(token) is None and tokens.identify(seller_token) is not None
+    assert console_main(["token", "rev-cy"]) == 2
+    assert "--out DIR" in capsys.readouterr().err
+    store.close()

@@ -195,7 +195,8 @@ def test_a_reviewer_gets_404_for_an_unknown_actor(world):
 def test_every_post_route_is_covered_here(world):
     assert sorted(post_routes(world["app"])) == sorted([
         "/login", "/logout", "/actors/{actor:path}/decide", "/actors/{actor:path}/overturn",
-        "/actors/{actor:path}/review", "/cases/claim", "/cases/release", "/cases/note", "/appeals/bulk",
+        "/actors/{actor:path}/review", "/cases/claim", "/cases/release", "/cases/note", "/cases/escalate",
+        "/appeals/bulk",
         "/standing/{actor:path}/appeal", "/standing/{actor:path}/lesson"])
 
 
@@ -213,6 +214,7 @@ def test_posts_without_a_valid_csrf_token_are_refused(world, who):
         "/cases/claim": {"case": "review:seller:S2"},
         "/cases/release": {"case": "review:seller:S2"},
         "/cases/note": {"case": "review:seller:S2", "text": "x"},
+        "/cases/escalate": {"case": "review:seller:S2", "text": "x"},
         "/appeals/bulk": {"appeal_id": "ap-x", "decision": "upheld", "reason": "x", "confirm": "yes"},
         "/standing/seller:S1/appeal": {"violation_id": vid, "reason": "Genuine goods."},
         "/standing/seller:S1/lesson": {"module_id": "edu-intellectual-property"},

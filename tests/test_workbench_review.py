@@ -284,3 +284,16 @@ def test_the_seller_sees_actions_with_dates_and_the_appeal_deadline(world):
     actions = page[page.index('id="actions"'):page.index("<h2>Violations")]
     assert "Listing removed" in actions and "2026-11-01" in actions and "Counterfeit listing" in actions
     assert "You can appeal until 2027-01-30" in page  # 90 days after 2026-11-01
+
+
+def test_an_appeal_case_can_be_escalated_for_a_senior_reviewer(world):
+    appeal(world, world["alice_v"][0])
+    appeal_id = governance_lines(world["gov"])[0]["appeal_id"]
+    rev, csrf = signed_in(world["app"], REVIEWER[1])
+    r = rev.post("/cases/escalate", data={"csrf_token": csrf, "case": f"appeal:{appeal_id}",
+                                          "text": "Brand owner disputes the invoice."})
+    assert r.status_code == 303
+    escalated = rev.get("/appeals?status=escalated").text
+    assert world["alice_v"][0] in escalated and "Escalated" in escalated
+    assert len(governance_lines(world["gov"])) == 1  # an escalation is the reviewers' own: nothing to the job
+    assert rev.post("/cases/escalate", data={"csrf_token": csrf, "case": "review:seller:S2"}).status_code == 400

@@ -350,3 +350,26 @@ def test_a_linked_accounts_explanation_never_reaches_the_seller(tmp_path):
     rev, _ = signed_in(app, REVIEWER[1])
     assert "seller:S9" in rev.get("/actors/seller:S5").text  # the reviewer keeps the evidence
     store.close()
+
+
+@pytest.mark.parametrize("body, words", [
+    ("case=review:seller:S2&text=" + "x" * 2001, "too long"),
+    ("case=review:seller:S2&text=%FF%FE", "UTF-8"),
+    ("case=review:seller:S2&case=review:seller:S1&text=x", "once"),
+])
+def test_bad_form_fields_are_400_with_a_reason(world, body, words):
+    c, csrf = signed_in(world["app"], REVIEWER[1])
+    r = c.post("/cases/note", content=f"csrf_token={csrf}&{body}",
+               headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and words in r.text and all(h in r.headers for h in HEADERS)
+    assert world["store"].read().execute("SELECT count(*) FROM wb_notes").fetchone()[0] == 0
+
+
+def test_the_workbench_never_imports_the_engine():
+    import subprocess
+    import sys
+
+    code = ("import sys, workbench.app, workbench.reviewer, workbench.console, workbench.bench; "
+            "print([m for m in sys.modules if m.startswith('pipeline.engine')])")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"

@@ -129,6 +129,12 @@ class Workdesk:
             self.audit(db, by, "assigned" if assignee != by.id else "claimed", case.key,
                        f"to {assignee}" if assignee != by.id else "")
 
+    def escalate(self, by: Identity, case: CaseRef, why: str) -> None:
+        """Mark a case for a senior reviewer (an appeal's escalation changes nothing in the job)."""
+        with self.store.transaction() as db:
+            self._set(db, case, "escalated", by)
+            self.audit(db, by, "escalated", case.key, why[:200])
+
     def release(self, by: Identity, case: CaseRef) -> None:
         with self.store.transaction() as db:
             self._set(db, case, "open", by, None)

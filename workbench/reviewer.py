@@ -308,6 +308,15 @@ def reviewer_routes(wb: Workbench) -> list[BaseRoute]:
         wb.flash(request, f"Case {case.key} is open again.")
         return back(request, form, case)
 
+    def escalate(request: Request, form: dict[str, Any]) -> Response:
+        identity = wb.reviewer(request)
+        case = case_of(form)
+        if case.kind != "appeal":
+            raise HTTPException(400, "Escalate a review case with its Escalate verdict on the actor's page.")
+        desk.escalate(identity, case, " ".join(field(form, "text", MAX_NOTE_CHARS).split()))
+        wb.flash(request, f"Case {case.key} escalated.")
+        return back(request, form, case)
+
     def note(request: Request, form: dict[str, Any]) -> Response:
         identity = wb.reviewer(request)
         case = case_of(form)
@@ -357,6 +366,7 @@ def reviewer_routes(wb: Workbench) -> list[BaseRoute]:
         Route("/cases/claim", post(wb, claim), methods=["POST"]),
         Route("/cases/release", post(wb, release), methods=["POST"]),
         Route("/cases/note", post(wb, note), methods=["POST"]),
+        Route("/cases/escalate", post(wb, escalate), methods=["POST"]),
         Route("/actors/{actor:path}/decide", post(wb, decide), methods=["POST"]),
         Route("/actors/{actor:path}/overturn", post(wb, overturn), methods=["POST"]),
         Route("/actors/{actor:path}/review", post(wb, review_verdict), methods=["POST"]),

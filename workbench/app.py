@@ -111,9 +111,12 @@ class Workbench:
     # ---- who is asking ----
 
     def session(self, request: Request) -> Session | None:
-        if "session" not in request.state._state:
+        """The request's live session (looked up once per request)."""
+        try:
+            return request.state.session
+        except AttributeError:
             request.state.session = self.sessions.find(request.cookies.get(self.cookie))
-        return request.state.session
+            return request.state.session
 
     def identity(self, request: Request) -> Identity | None:
         session = self.session(request)

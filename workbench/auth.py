@@ -175,8 +175,9 @@ class Tokens:
         """(key, identity, digest) of the token's row, or None. Configured tokens are few: each is compared."""
         db = self.store.read()
         key = key_of(token)
-        rows = (db.execute("SELECT * FROM wb_tokens WHERE key = ?", (key,)).fetchall() if key else
-                db.execute("SELECT * FROM wb_tokens WHERE source != 'minted'").fetchall())
+        rows = db.execute("SELECT * FROM wb_tokens WHERE key = ?", (key,)).fetchall() if key else []
+        if not rows:  # a configured token (which may even look like a minted one)
+            rows = db.execute("SELECT * FROM wb_tokens WHERE source != 'minted'").fetchall()
         found = None
         for r in rows:
             if hmac.compare_digest(digest(r["salt"], token), r["digest"]):

@@ -174,7 +174,26 @@ def evidence_value(value: Any, key: str, evidence: dict[str, Any], terms: list[s
     if key in MATCH_LIST_KEYS and isinstance(value, list):
         return Markup(", ").join(Markup("<mark>{}</mark>").format(t) for t in matched_terms({key: value})) \
             or escape(compact(value))
-    return escape(compact(value))
+    return escape(plain(value))
+
+
+def plain(value: Any, limit: int = 400) -> str:
+    """A nested value in words, not JSON: objects as `key value; ...`, lists comma-separated.
+
+    >>> plain({"price_ratio": 3.14159, "ids": ["L1", "L2"], "ok": True})
+    'price ratio 3.142; ids L1, L2; ok yes'
+    """
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, float):
+        text = number(value)
+    elif isinstance(value, dict):
+        text = "; ".join(f"{k.replace('_', ' ')} {plain(v, limit)}" for k, v in value.items())
+    elif isinstance(value, list):
+        text = ", ".join(plain(v, limit) for v in value)
+    else:
+        text = "-" if value is None else str(value)
+    return text if len(text) <= limit else text[:limit] + " …"
 
 
 def evidence_items(evidence: Any) -> list[tuple[str, Markup]]:

@@ -19,6 +19,12 @@ Where it reads from (a `Feed`):
 - `KafkaFeed`: the job's output topics and the governance topic, from saved
   offsets per topic-partition.
 
+The same file holds the workbench's own records, in `wb_*` tables that
+no rebuild touches: sign-in tokens (salted digests), sessions, the sign-in
+throttle, cases and their notes, and the audit log (`auth.py`, `cases.py`).
+One verdict per violation is enforced here, by a unique index over
+`appeal.decided` and `violation.overturned` rows.
+
 Rows and the position they were read up to are committed in one
 transaction, so a store that stops anywhere resumes without losing or
 doubling a line. `rebuild()` drops everything and reads the outputs again;

@@ -77,9 +77,13 @@ def reviewer_routes(wb: Workbench) -> list[BaseRoute]:
                          case_status=status, assignee=assignee or "", reviewers=desk.reviewers(), statuses=STATUSES,
                          open_appeals=store.count_waiting_appeals(), query=urlencode(keep))
 
+    def known_types() -> list[str]:
+        """The catalog's types and any the outputs hold (a filter on a type with no violations yet is fine)."""
+        return sorted(set(wb.policy.types) | set(store.facets()["violation_type"]))
+
     def violation_filters(q: Params) -> dict[str, Any]:
         facets = store.facets()
-        return {"violation_type": q.choice("type", facets["violation_type"]),
+        return {"violation_type": q.choice("type", known_types()),
                 "detector": q.choice("detector", facets["detector"]),
                 "severity": q.choice("severity", facets["severity"]),
                 "actor": q.text("actor"), "actor_prefix": q.text("actor_prefix"), "ref": q.text("ref"),
@@ -115,7 +119,7 @@ def reviewer_routes(wb: Workbench) -> list[BaseRoute]:
 
     def appeal_filters(q: Params) -> dict[str, Any]:
         return {"state": q.choice("state", APPEAL_STATES) or "waiting",
-                "violation_type": q.choice("type", store.facets()["violation_type"]),
+                "violation_type": q.choice("type", known_types()),
                 "decision": q.choice("decision", DECISIONS), "reviewer": q.text("reviewer"),
                 "assignee": q.text("assignee"), "actor": q.text("actor"),
                 "status": q.choice("status", STATUSES)}

@@ -160,15 +160,17 @@ def test_bulk_decisions_ask_for_confirmation_then_decide_each(world):
     bo, b_csrf = signed_in(world["app"], REVIEWER_2[1])  # decides one while the bulk is being prepared
     bo.post("/actors/seller:S2/decide", data={"csrf_token": b_csrf, "violation_id": world["bob_v"][0],
                                               "decision": "overturned", "reason": "Real discount."})
-    form = [("csrf_token", csrf), *[("appeal_id", i) for i in ids], ("decision", "upheld"),
+    form = [("csrf_token", csrf), *[("appeal_id", i) for i in [*ids, "ap-gone"]], ("decision", "upheld"),
             ("reason", "The evidence holds.")]
     confirm = post_pairs(rev, "/appeals/bulk", form)
     assert confirm.status_code == 200 and "Uphold 4 appeals?" in confirm.text
+    assert "1 selected appeal(s) no longer exist" in confirm.text
     assert len(governance_lines(world["gov"])) == 5  # nothing decided before confirming
     done = post_pairs(rev, "/appeals/bulk", form + [("confirm", "yes")])
     assert done.status_code == 303
     after = rev.get("/appeals").text
     assert "3 appeal(s) upheld by rev-ana" in after and "Already decided: overturned by rev-bo" in after
+    assert "ap-gone: no such appeal" in after
     decided = [e for e in governance_lines(world["gov"]) if e["type"] == "appeal.decided"]
     assert sorted(e["decision"] for e in decided) == ["overturned", "upheld", "upheld", "upheld"]
     assert all(e["reason"] == "The evidence holds." for e in decided if e["reviewer_id"] == "rev-ana")

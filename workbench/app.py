@@ -68,6 +68,8 @@ HERE = Path(__file__).resolve().parent
 PAGE_SIZE = 50
 DAY_MS = 86_400_000  # the ledger's day; its module is the engine's side, which the workbench does not import
 LOGIN_COOKIE = "shopguard_login"
+# The same words whether or not the actor exists: nothing tells one seller that another does.
+NOT_FOUND = "Not found: check the address, or open your own page from the menu."
 LOGIN_FORM_SECONDS = 2 * 3600
 
 
@@ -133,7 +135,7 @@ class Workbench:
     def reviewer(self, request: Request) -> Identity:
         identity = self.signed_in(request)
         if not identity.reviewer:
-            raise HTTPException(403, "This page is for reviewers.")
+            raise HTTPException(403, "This page is for reviewers: sign in with a reviewer's token.")
         return identity
 
     def may_see(self, request: Request, actor: str) -> Identity:
@@ -144,7 +146,7 @@ class Workbench:
                 raise HTTPException(404, f"No seller or creator {actor} in the outputs.")
             return identity
         if identity.id != actor:
-            raise HTTPException(404, "Not found.")
+            raise HTTPException(404, NOT_FOUND)
         return identity
 
     def own(self, request: Request, actor: str) -> Identity:
@@ -153,7 +155,7 @@ class Workbench:
         if identity.reviewer:
             raise HTTPException(403, "Only the seller or creator can appeal or mark a lesson done.")
         if identity.id != actor:
-            raise HTTPException(404, "Not found.")
+            raise HTTPException(404, NOT_FOUND)
         return identity
 
     def stamp(self, floor: int | None) -> int:
@@ -328,7 +330,7 @@ def standing_routes(wb: Workbench) -> list[BaseRoute]:
             raise HTTPException(400, "Say why the violation is wrong: the reason cannot be empty.")
         violation = store.violation(violation_id)
         if violation is None or violation["actor"] != actor:
-            raise HTTPException(404, "Not found.")
+            raise HTTPException(404, NOT_FOUND)
         if violation_id in store.appeals(actor):
             raise HTTPException(409, "This violation already has an appeal or a decision.")
         deadline = appeal_deadline(violation, policy)

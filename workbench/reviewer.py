@@ -341,11 +341,13 @@ def reviewer_routes(wb: Workbench) -> list[BaseRoute]:
             raise HTTPException(400, "Select at least one appeal first.")
         if len(ids) > MAX_BULK:
             raise HTTPException(400, f"Select at most {MAX_BULK} appeals at once.")
-        appeals = [a for a in (store.appeal(i) for i in dict.fromkeys(ids)) if a is not None]
+        found = {i: store.appeal(i) for i in dict.fromkeys(ids)}
+        appeals = [a for a in found.values() if a is not None]
+        missing = [i for i, a in found.items() if a is None]
         if field(form, "confirm") != "yes":
             return wb.render(request, "confirm.html", appeals=appeals, decision=decision, reason=reason,
-                             missing=len(set(ids)) - len(appeals))
-        done, refused = 0, []
+                             missing=len(missing))
+        done, refused = 0, [f"{i}: no such appeal, nothing was decided" for i in missing]
         for a in appeals:
             try:
                 decide_one(request, a["actor"], a["violation_id"], decision, reason)

@@ -296,7 +296,10 @@ class Throttle:
         """Count a failure against each subject; returns the scopes that became locked."""
         now = time.time() if now is None else now
         locked = []
+        horizon = now - max(limit.window_s for limit in self.limits.values())
         with self.store.transaction() as db:
+            # forget quiet subjects: guesses from ever-new addresses must not grow the table without end
+            db.execute("DELETE FROM wb_throttle WHERE first_at < ? AND locked_until < ?", (horizon, now))
             for scope, subject in subjects:
                 limit = self.limits[scope]
                 row = db.execute("SELECT failures, first_at FROM wb_throttle WHERE scope = ? AND subject = ?",

@@ -60,6 +60,8 @@ MODEL_QUALITY_GAUGES: dict[str, tuple[str, str]] = {
                            "ROC AUC of an anomaly model's scores against rule violations (0..1), by model."),
     "threshold": ("anomaly_threshold_score", "Learned anomaly-score threshold above which an actor is queued, by model."),
     "flag_rate": ("anomaly_flagged_ratio", "Share of scored feature updates put on the review queue (0..1), by model."),
+    "reviewer_escalated_share": ("review_escalated_ratio",
+                                 "Of the review-queue entries reviewers judged, the share they escalated (0..1), by model."),
 }
 
 

@@ -18,17 +18,18 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from pipeline.enforce.policy import load_policy
-from workbench.app import Access, AccessError, create_app
 from pipeline.cli.console import main as console_main
+from workbench.site import create_app
+from workbench.auth import AccessError, Tokens, configured_tokens
 from workbench.publish import FilePublisher
 from workbench.store import FileFeed, Store
 from tests.conftest import read_jsonl
 from tests.test_workbench_store import T0, MIN, ledger_outputs, review_line
 
-REVIEWER = ("rev-ana", "reviewer-token-ana-0123456789")
-REVIEWER_2 = ("rev-bo", "reviewer-token-bo-0123456789")
-ALICE = ("seller:S1", "actor-token-alice-0123456789")
-BOB = ("seller:S2", "actor-token-bob-0123456789")
+REVIEWER = ("rev-ana", "reviewer-token-ana-0123456789abcdefghij")
+REVIEWER_2 = ("rev-bo", "reviewer-token-bo-0123456789abcdefghijk")
+ALICE = ("seller:S1", "actor-token-alice-0123456789abcdefghij")
+BOB = ("seller:S2", "actor-token-bob-0123456789abcdefghijkl")
 
 
 @pytest.fixture
@@ -41,9 +42,10 @@ def world(tmp_path):
     gov = tmp_path / "governance.jsonl"
     store = Store(out / "wb.sqlite", FileFeed(out, [gov]))
     store.sync()
-    access = Access(dict([REVIEWER, REVIEWER_2]), dict([ALICE, BOB]))
-    app = create_app(store, FilePublisher(gov), load_policy(), access, session_secret="test-secret")
-    yield {"app": app, "store": store, "gov": gov, "access": access,
+    tokens = Tokens(store)
+    tokens.load_configured(dict([REVIEWER, REVIEWER_2]), dict([ALICE, BOB]), "config")
+    app = create_app(store, FilePublisher(gov), load_policy(), session_secret="test-secret")
+    yield {"app": app, "store": store, "gov": gov, "tokens": tokens,
            "alice_v": [v.violation_id for v in violations if v.actor == "seller:S1"],
            "bob_v": [v.violation_id for v in violations if v.actor == "seller:S2"]}
     store.close()
@@ -60,7 +62,7 @@ def csrf_of(c: TestClient, path: str = "/login") -> str:
 
 def signed_in(app, token: str) -> tuple[TestClient, str]:
     c = client(app)
-    r = c.post("/login", data={"token": token, "csrf_token": csrf_of(c)})
+    r = c.post("/login", data={"csrf_token": csrf_of(c), "token": token})
     assert r.status_code == 303, r.text
     return c, csrf_of(c, r.headers["location"])
 
@@ -86,7 +88,7 @@ def test_pages_need_a_sign_in(world):
 
 def test_a_wrong_token_is_refused(world):
     c = client(world["app"])
-    r = c.post("/login", data={"token": "not-a-token-at-all-000", "csrf_token": csrf_of(c)})
+    r = c.post("/login", data={"csrf_token": csrf_of(c), "token": "not-a-token-at-all-000"})
     assert r.status_code == 401 and "not known" in r.text
     assert c.get("/queue").status_code == 303
 
@@ -97,13 +99,13 @@ def test_sign_in_takes_each_role_home_and_never_off_site(world):
     c2, _ = signed_in(world["app"], ALICE[1])
     assert c2.get("/").headers["location"] == "/standing/seller:S1"
     c3 = client(world["app"])
-    r = c3.post("/login", data={"token": REVIEWER[1], "csrf_token": csrf_of(c3), "next": "//evil.example/x"})
+    r = c3.post("/login", data={"csrf_token": csrf_of(c3), "token": REVIEWER[1], "next": "//evil.example/x"})
     assert r.headers["location"] == "/queue"
 
 
 def test_the_session_cookie_is_http_only_and_same_site(world):
     c = client(world["app"])
-    r = c.post("/login", data={"token": REVIEWER[1], "csrf_token": csrf_of(c)})
+    r = c.post("/login", data={"csrf_token": csrf_of(c), "token": REVIEWER[1]})
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
     page = c.get("/queue")
@@ -114,7 +116,7 @@ def test_the_session_cookie_is_http_only_and_same_site(world):
 def test_a_token_removed_from_the_configuration_ends_its_sessions(world):
     c, _ = signed_in(world["app"], ALICE[1])
     assert c.get("/standing/seller:S1").status_code == 200
-    world["app"].state.workbench.access = Access(dict([REVIEWER]), dict([BOB]))
+    world["tokens"].load_configured(dict([REVIEWER]), dict([BOB]), "config")  # the console restarted without it
     assert c.get("/standing/seller:S1").status_code == 303
 
 
@@ -192,7 +194,10 @@ def test_a_reviewer_gets_404_for_an_unknown_actor(world):
 
 def test_every_post_route_is_covered_here(world):
     assert sorted(post_routes(world["app"])) == sorted([
-        "/login", "/logout", "/actors/{actor}/decide", "/standing/{actor}/appeal", "/standing/{actor}/lesson"])
+        "/login", "/logout", "/actors/{actor:path}/decide", "/actors/{actor:path}/overturn",
+        "/actors/{actor:path}/review", "/cases/claim", "/cases/release", "/cases/note", "/cases/escalate",
+        "/appeals/bulk",
+        "/standing/{actor:path}/appeal", "/standing/{actor:path}/lesson"])
 
 
 @pytest.mark.parametrize("who", [REVIEWER, ALICE])
@@ -203,14 +208,22 @@ def test_posts_without_a_valid_csrf_token_are_refused(world, who):
     forms = {
         "/login": {"token": who[1]},
         "/logout": {},
-        "/actors/seller:S1/decide": {"violation_id": vid, "decision": "overturned"},
+        "/actors/seller:S1/decide": {"violation_id": vid, "decision": "overturned", "reason": "x"},
+        "/actors/seller:S1/overturn": {"violation_id": vid, "reason": "x"},
+        "/actors/seller:S2/review": {"decision": "dismissed"},
+        "/cases/claim": {"case": "review:seller:S2"},
+        "/cases/release": {"case": "review:seller:S2"},
+        "/cases/note": {"case": "review:seller:S2", "text": "x"},
+        "/cases/escalate": {"case": "review:seller:S2", "text": "x"},
+        "/appeals/bulk": {"appeal_id": "ap-x", "decision": "upheld", "reason": "x", "confirm": "yes"},
         "/standing/seller:S1/appeal": {"violation_id": vid, "reason": "Genuine goods."},
         "/standing/seller:S1/lesson": {"module_id": "edu-intellectual-property"},
     }
-    assert {p.replace("seller:S1", "{actor}") for p in forms} == set(post_routes(world["app"]))
+    assert {p.replace("seller:S1", "{actor:path}").replace("seller:S2", "{actor:path}") for p in forms} == \
+        set(post_routes(world["app"]))
     for path, form in forms.items():
         for token in (None, "", "forged-" + csrf, other_csrf):
-            data = dict(form) if token is None else {**form, "csrf_token": token}
+            data = dict(form) if token is None else {"csrf_token": token, **form}
             r = c.post(path, data=data)
             assert r.status_code == 403, (path, token, r.status_code)
             assert "security token" in r.text
@@ -229,7 +242,7 @@ def test_a_post_with_the_csrf_token_but_no_session_is_refused(world):
 def test_a_new_sign_in_gets_a_new_csrf_token(world):
     c = client(world["app"])
     before = csrf_of(c)
-    r = c.post("/login", data={"token": ALICE[1], "csrf_token": before})
+    r = c.post("/login", data={"csrf_token": before, "token": ALICE[1]})
     after = csrf_of(c, r.headers["location"])
     assert before != after
     assert c.post("/standing/seller:S1/lesson", data={"csrf_token": before, "module_id": "edu-listing-quality"}
@@ -254,32 +267,35 @@ def test_appeal_then_decision_records_the_reviewer(world):
     page = rev.get("/actors/seller:S1")
     assert "Genuine, invoice attached." in page.text and 'value="overturned"' in page.text
     r = rev.post("/actors/seller:S1/decide", data={"csrf_token": r_csrf, "violation_id": vid,
-                                                  "decision": "overturned", "reviewer_id": "someone-else"})
+                                                  "decision": "overturned", "reviewer_id": "someone-else",
+                                                  "reason": "The invoice shows genuine goods."})
     assert r.status_code == 303
     filed, decided = governance_lines(world["gov"])
     assert filed["type"] == "appeal.filed" and filed["actor"] == "seller:S1" and filed["violation_id"] == vid
     assert filed["reason"] == "Genuine, invoice attached."
     assert decided == {**decided, "type": "appeal.decided", "appeal_id": filed["appeal_id"], "violation_id": vid,
-                       "actor": "seller:S1", "decision": "overturned", "reviewer_id": "rev-bo"}
+                       "actor": "seller:S1", "decision": "overturned", "reviewer_id": "rev-bo",
+                       "reason": "The invoice shows genuine goods."}
     assert decided["ts"] >= filed["ts"] >= world["store"].violation(vid)["detected_at"]
     again = rev.post("/actors/seller:S1/decide", data={"csrf_token": r_csrf, "violation_id": vid,
-                                                      "decision": "upheld"})
-    assert again.status_code == 409 and "already decided" in again.text
+                                                      "decision": "upheld", "reason": "No."})
+    assert again.status_code == 409 and "Already decided: overturned by rev-bo" in again.text
     assert "overturned by rev-bo" in rev.get("/actors/seller:S1").text
-    assert "overturned" in alice.get("/standing/seller:S1").text
+    seller_page = alice.get("/standing/seller:S1").text
+    assert "overturned" in seller_page and "The invoice shows genuine goods." in seller_page
     assert len(governance_lines(world["gov"])) == 2
 
 
 def test_a_decision_needs_an_appeal_and_a_real_decision(world):
     rev, csrf = signed_in(world["app"], REVIEWER[1])
     vid = world["alice_v"][1]
-    assert rev.post("/actors/seller:S1/decide", data={"csrf_token": csrf, "violation_id": vid,
+    assert rev.post("/actors/seller:S1/decide", data={"csrf_token": csrf, "violation_id": vid, "reason": "x",
                                                      "decision": "overturned"}).status_code == 409
-    assert rev.post("/actors/seller:S1/decide", data={"csrf_token": csrf, "violation_id": vid,
+    assert rev.post("/actors/seller:S1/decide", data={"csrf_token": csrf, "violation_id": vid, "reason": "x",
                                                      "decision": "maybe"}).status_code == 400
     # a violation of another actor named under this actor's URL
     assert rev.post("/actors/seller:S1/decide", data={"csrf_token": csrf, "violation_id": world["bob_v"][0],
-                                                     "decision": "upheld"}).status_code == 404
+                                                     "decision": "upheld", "reason": "x"}).status_code == 404
     assert governance_lines(world["gov"]) == []
 
 
@@ -302,7 +318,7 @@ def test_reviewer_pages_render(world):
     v = rev.get("/violations?type=fake_discount&enforced=yes")
     assert v.status_code == 200 and 'id="count">1 matching violation,' in v.text
     bad = rev.get("/violations?since=yesterday")
-    assert bad.status_code == 200 and "is not a time" in bad.text
+    assert bad.status_code == 400 and "is not a time" in bad.text
     actor = rev.get("/actors/seller:S2")
     assert actor.status_code == 200 and "Evidence" in actor.text and "Standing over time" in actor.text
 
@@ -310,24 +326,29 @@ def test_reviewer_pages_render(world):
 # ---- configuration -------------------------------------------------------------------------------------
 
 
-def test_tokens_must_be_long_unique_and_name_real_ids():
-    with pytest.raises(AccessError, match="at least 16"):
-        Access({"rev-a": "short"}, {})
+def test_tokens_must_be_long_unique_and_name_real_ids(tmp_path):
+    tokens = Tokens(Store(tmp_path / "wb.sqlite", FileFeed(tmp_path)))
+    for weak in ("short", "a" * 16, "a" * 40, "abababababababababababababababab"):
+        with pytest.raises(AccessError, match="at least 32 characters") as err:
+            tokens.load_configured({"rev-a": weak}, {}, "config")
+        assert weak not in str(err.value)
     with pytest.raises(AccessError, match="every token must be different"):
-        Access({"rev-a": "x" * 20}, {"seller:S1": "x" * 20})
+        tokens.load_configured({"rev-a": REVIEWER[1]}, {"seller:S1": REVIEWER[1]}, "config")
     with pytest.raises(AccessError, match="not a valid actor"):
-        Access({}, {"buyer:B1": "y" * 20})
+        tokens.load_configured({}, {"buyer:B1": ALICE[1]}, "config")
 
 
-def test_tokens_come_from_the_configuration_and_the_environment():
+def test_tokens_come_from_the_configuration_and_the_environment(tmp_path):
     from pipeline.config import load
 
-    cfg = load(None, {"workbench": {"reviewers": {"rev-ana": "a" * 20}}}).workbench
-    env = {"SHOPGUARD_WORKBENCH_ACTORS": "seller:S1=" + "b" * 20 + ", creator:C2=" + "c" * 20}
-    access = Access.from_config(cfg, env)
-    assert access.identify("a" * 20).id == "rev-ana"
-    assert access.identify("c" * 20).id == "creator:C2"
-    assert access.counts() == (1, 2)
+    cfg = load(None, {"workbench": {"reviewers": {"rev-ana": REVIEWER[1]}}}).workbench
+    env = {"SHOPGUARD_WORKBENCH_ACTORS": f"seller:S1={ALICE[1]}, creator:C2={BOB[1]}"}
+    tokens = Tokens(Store(tmp_path / "wb.sqlite", FileFeed(tmp_path)))
+    configured_tokens(tokens, cfg, env)
+    assert tokens.identify(REVIEWER[1])[1].id == "rev-ana"
+    assert tokens.identify(BOB[1])[1].id == "creator:C2"
+    assert tokens.identify(BOB[1] + "x") is None
+    assert tokens.counts() == (1, 2)
 
 
 def test_the_console_command_explains_what_is_missing(tmp_path, capsys, monkeypatch):
@@ -335,6 +356,33 @@ def test_the_console_command_explains_what_is_missing(tmp_path, capsys, monkeypa
     (tmp_path / "out").mkdir()
     assert console_main(["--out", str(tmp_path / "out"), "--port", "0"]) == 2
     assert "no reviewer can sign in" in capsys.readouterr().err
-    monkeypatch.setenv("SHOPGUARD_WORKBENCH_REVIEWERS", "rev-ana=" + "a" * 20)
+    monkeypatch.setenv("SHOPGUARD_WORKBENCH_REVIEWERS", "rev-ana=" + REVIEWER[1])
     assert console_main(["--out", str(tmp_path / "missing"), "--port", "0"]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_the_token_command_mints_lists_and_revokes(tmp_path, capsys):
+    from workbench.auth import Identity
+
+    out = tmp_path / "out"
+    out.mkdir()
+    assert console_main(["token", "rev-cy", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    token = printed.out.strip()
+    assert len(token) >= 32 and len(set(token)) >= 12 and "shown once" in printed.err
+    assert console_main(["token", "seller:S/7", "--out", str(out)]) == 0
+    seller_token = capsys.readouterr().out.strip()
+    store = Store(out / "workbench.sqlite", FileFeed(out))
+    tokens = Tokens(store)
+    assert tokens.identify(token)[1] == Identity("reviewer", "rev-cy")
+    assert tokens.identify(seller_token)[1] == Identity("actor", "seller:S/7")
+    stored = b"".join(p.read_bytes() for p in out.glob("workbench.sqlite*"))
+    assert token.encode() not in stored and token.split("_", 2)[2].encode() not in stored  # only salted digests
+    assert console_main(["token", "--list", "--out", str(out)]) == 0
+    listing = capsys.readouterr().out
+    assert "rev-cy" in listing and "seller:S/7" in listing and token not in listing
+    assert console_main(["token", "rev-cy", "--revoke", "--out", str(out)]) == 0
+    assert tokens.identify(token) is None and tokens.identify(seller_token) is not None
+    assert console_main(["token", "rev-cy"]) == 2
+    assert "--out DIR" in capsys.readouterr().err
+    store.close()

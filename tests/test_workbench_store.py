@@ -362,19 +362,19 @@ def test_a_decision_published_to_the_file_is_applied_by_the_next_replay(tmp_path
 
 
 @pytest.mark.slow
-def test_pages_answer_in_milliseconds_on_200k_violations(tmp_path):
+def test_pages_answer_in_under_100_ms_on_30k_violations(tmp_path):
+    """Issue #18's target: every page's median under 100 ms at 30,000 violations (numbers in the README)."""
     from workbench.bench import bench, write_outputs
 
-    write_outputs(tmp_path, violations=200_000)
-    result = bench(tmp_path, requests=10)
-    print(f"\n200k violations loaded in {result['load_seconds']} s ({result['db_mb']} MB)")
+    write_outputs(tmp_path, violations=30_000)
+    result = bench(tmp_path, requests=15)
+    print(f"\n30k violations loaded in {result['load_seconds']} s ({result['db_mb']} MB)")
     for name, t in result["pages"].items():
         print(f"  {name:<40} median {t['median_ms']:>6} ms  p95 {t['p95_ms']:>6} ms")
     print(f"  1,000 new violations followed in {result['sync_1000_new_ms']} ms")
-    assert result["violations"] == 200_000
-    assert result["load_seconds"] < 120
-    # generous bounds for a shared 2-core CI machine; typical medians are a few ms (see the report)
-    assert all(t["median_ms"] < 150 for t in result["pages"].values()), result["pages"]
+    assert result["violations"] == 30_000
+    assert len(result["pages"]) >= 20  # every list, search, the audit log and every chart
+    assert all(t["median_ms"] < 100 for t in result["pages"].values()), result["pages"]
 
 
 # ---- Kafka: the store follows the output topics, the publisher writes the governance topic -----------

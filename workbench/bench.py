@@ -1,14 +1,17 @@
 """How fast the workbench is on a big store: load time and page response times.
 
-    python -m workbench.bench [--violations 200000] [--dir DIR] [--requests 20]
+    python -m workbench.bench [--violations 30000] [--dir DIR] [--requests 20]
 
 Writes an output folder with `--violations` violations (copies of the shapes
 the detectors issue, spread over 50,000 actors, all types, a week of event
-time), one action and one standing record per violation and a review queue of
-20,000 entries; loads it into a fresh store (timed); then serves the console
-on a free local port and times each page over HTTP (median and p95 of
-`--requests` requests each, signed in as a reviewer); and times how long the
-follower takes to read 1,000 more violations appended to the files.
+time), one action and one standing record per violation, a review queue of
+one entry per ten violations, and a governance file with an appeal on 2% of
+the violations (half of them decided, with reasons); loads it into a fresh
+store (timed), adds 5,000 audit-log lines and a few hundred claimed cases;
+then serves the console on a free local port and times each page over HTTP
+(median and p95 of `--requests` requests each, signed in as a reviewer); and
+times how long the follower takes to read 1,000 more violations appended to
+the files.
 
 Example (small):
 
@@ -35,6 +38,8 @@ from pipeline.enforce.policy import load_policy
 from pipeline.contract.records import Action, Education, ReviewEntry, Standing, Violation
 
 START_TS = 1793491200000  # 2026-11-01T00:00:00Z, the simulator's default start
+REVIEWER_TOKEN = "bench-reviewer-token-0123456789abcdefghij"
+ACTOR_TOKEN = "bench-actor-token-0123456789abcdefghijkl"
 WEEK_MS = 7 * 86_400_000
 DETECTOR_VERSIONS = ("v1", "v2")
 
@@ -89,7 +94,44 @@ def write_outputs(out: Path, *, violations: int, actors: int = 50_000, review: i
                                             model="anomaly_hst_v1", features=features,
                                             ts=START_TS + rng.randrange(WEEK_MS))) + b"\n")
     (out / "dead_letter.jsonl").write_bytes(b"")
+    _write_appeals(out, rng)
     return out
+
+
+GOVERNANCE_FILE = "governance-events.jsonl"
+
+
+def _write_appeals(out: Path, rng: random.Random) -> None:
+    """Appeals on 2% of the violations, every other one decided with a reason."""
+    from workbench.publish import appeal_decided, appeal_filed
+
+    enc = msgspec.json.Encoder()
+    with open(out / "violations.jsonl", "rb") as vf, open(out / GOVERNANCE_FILE, "wb") as gf:
+        for n, line in enumerate(vf):
+            if rng.random() >= 0.02:
+                continue
+            v = msgspec.json.decode(line)
+            filed = appeal_filed(v["violation_id"], v["actor"], "These goods are genuine.", ts=v["detected_at"] + 1)
+            gf.write(enc.encode(filed) + b"\n")
+            if n % 2:
+                gf.write(enc.encode(appeal_decided(filed["appeal_id"], v["violation_id"], v["actor"],
+                                                   rng.choice(["upheld", "overturned"]), "rev-bench",
+                                                   ts=filed["ts"] + 1, reason="Checked the listing.")) + b"\n")
+
+
+def _write_reviewer_work(store: Any, rng: random.Random, lines: int = 5000) -> None:
+    """What a team of reviewers leaves behind: audit lines and claimed cases."""
+    now = time.time()
+    actors = [r["actor"] for r in store.queue(limit=300)]
+    with store.transaction() as db:
+        db.executemany("INSERT INTO wb_audit (at, who, role, action, target, detail) "
+                       "VALUES (?, ?, 'reviewer', ?, ?, '')",
+                       [(now - rng.uniform(0, 14 * 86400), f"rev-{i % 7}", rng.choice(
+                           ["claimed", "noted", "decided_upheld", "decided_overturned", "review_dismissed"]),
+                         f"case-{i}") for i in range(lines)])
+        db.executemany("INSERT INTO wb_cases VALUES (?, 'review', ?, ?, ?, ?, 'rev-0')",
+                       [(f"review:{a}", a, rng.choice(["in_review", "decided", "escalated"]), f"rev-{i % 7}", now)
+                        for i, a in enumerate(actors)])
 
 
 def _timed(fn, n: int) -> tuple[float, float]:
@@ -106,30 +148,32 @@ def bench(out: Path, requests: int = 20) -> dict[str, Any]:
     """Load `out` into a fresh store and time the pages; returns the numbers."""
     import httpx
 
-    from workbench.app import Access, create_app
+    from workbench.site import create_app
+    from workbench.auth import Tokens
     from workbench.publish import FilePublisher
     from workbench.serve import serve_in_thread
+    from workbench.charts import CHARTS
     from workbench.store import FileFeed, Store
 
     db = out / "bench.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    store = Store(db, FileFeed(out))
+    store = Store(db, FileFeed(out, [out / GOVERNANCE_FILE]))
     t0 = time.perf_counter()
     counts = store.sync()
     load_s = time.perf_counter() - t0
     actor = store.violations(limit=1)[0]["actor"]
     some_type = store.facets()["violation_type"][0]
-    access = Access(reviewers={"rev-bench": "bench-reviewer-token-0123456789"},
-                    actors={actor: "bench-actor-token-0123456789abc"})
-    app = create_app(store, FilePublisher(out / "governance-events.jsonl"), load_policy(), access,
-                     session_secret="bench-secret")
+    Tokens(store).load_configured({"rev-bench": REVIEWER_TOKEN}, {actor: ACTOR_TOKEN}, "config")
+    _write_reviewer_work(store, random.Random(3))
+    app = create_app(store, FilePublisher(out / GOVERNANCE_FILE), load_policy(), session_secret="bench-secret")
     results: dict[str, Any] = {"violations": counts["violations"], "load_seconds": round(load_s, 2),
                                "db_mb": round(db.stat().st_size / 1e6, 1), "pages": {}}
     with serve_in_thread(app) as base:
         with httpx.Client(base_url=base) as client:
-            _sign_in(client, "bench-reviewer-token-0123456789")
+            _sign_in(client, REVIEWER_TOKEN)
             last = store.violations(limit=50)[-1]
+            listing = store.violations(limit=1)[0]["evidence"]["listing_id"]
             pages = {
                 "review queue (page 1)": "/queue",
                 "review queue (page 20)": "/queue?page=20",
@@ -139,15 +183,25 @@ def bench(out: Path, requests: int = 20) -> dict[str, Any]:
                 "violations by type+severity+shadow": f"/violations?type={some_type}&severity=critical&enforced=no",
                 "violations in a 1 h window": f"/violations?since={_iso(START_TS + 3_600_000)}"
                                               f"&until={_iso(START_TS + 7_200_000)}",
+                "violations by listing id": f"/violations?ref={listing}",
+                "violations by actor prefix": "/violations?actor_prefix=seller:S12",
                 "actor history": f"/actors/{actor}",
-                "open appeals": "/appeals",
+                "review queue, in review": "/queue?status=in_review",
+                "appeals waiting": "/appeals",
+                "appeals decided, by type": f"/appeals?state=decided&type={some_type}",
+                "search (actor prefix)": "/search?q=S123",
+                "search (listing id)": f"/search?q={listing}",
+                "audit log": "/audit",
+                "audit log, one reviewer": "/audit?who=rev-3",
+                "charts page": "/charts",
+                **{f"chart {name}": f"/charts/{name}.svg" for name in CHARTS},
             }
             for name, url in pages.items():
                 assert client.get(url).status_code == 200, url
                 med, p95 = _timed(lambda: client.get(url).raise_for_status(), requests)
                 results["pages"][name] = {"url": url, "median_ms": round(med, 1), "p95_ms": round(p95, 1)}
         with httpx.Client(base_url=base) as client:
-            _sign_in(client, "bench-actor-token-0123456789abc")
+            _sign_in(client, ACTOR_TOKEN)
             url = f"/standing/{actor}"
             med, p95 = _timed(lambda: client.get(url).raise_for_status(), requests)
             results["pages"]["standing page (actor)"] = {"url": url, "median_ms": round(med, 1),
@@ -179,14 +233,14 @@ def _sign_in(client, token: str) -> None:
 
     page = client.get("/login")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    r = client.post("/login", data={"token": token, "csrf_token": csrf})
+    r = client.post("/login", data={"csrf_token": csrf, "token": token})
     if r.status_code != 303:
         raise RuntimeError(f"sign-in failed: {r.status_code}")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m workbench.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--violations", type=int, default=200_000)
+    p.add_argument("--violations", type=int, default=30_000)
     p.add_argument("--dir", help="output folder to write and load (default: a temporary folder)")
     p.add_argument("--requests", type=int, default=20, help="requests per page")
     args = p.parse_args(argv)

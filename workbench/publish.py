@@ -1,7 +1,10 @@
-"""Governance events from the workbench to the job: `appeal.filed`, `appeal.decided`, `education.completed`.
+"""Governance events from the workbench to the job.
 
-Every event is built here (`appeal_filed`, `appeal_decided`,
-`lesson_completed`), checked against the wire contract with the job's own
+`appeal.filed`, `appeal.decided` (with the reviewer's reason),
+`education.completed`, and the reviewer extensions of docs/CONTRACT.md:
+`violation.overturned` and `review.decided`. Every event is built here
+(`appeal_filed`, `appeal_decided`, `lesson_completed`, `violation_overturned`,
+`review_decided`), checked against the wire contract with the job's own
 decoder, and handed to a `Publisher`:
 
 - `FilePublisher`: appends one NDJSON line per event to a governance events
@@ -21,7 +24,7 @@ the appeal being decided).
 
 Example
 -------
->>> e = appeal_decided("ap-1", "v-1", "seller:S1", "overturned", "rev-ana", ts=5)
+>>> e = appeal_decided("ap-1", "v-1", "seller:S1", "overturned", "rev-ana", ts=5, reason="Genuine goods.")
 >>> e["type"], e["decision"], e["reviewer_id"], e["event_id"].startswith("wb-")
 ('appeal.decided', 'overturned', 'rev-ana', True)
 >>> event_time(store_clock=100, floor=120, mode="data")
@@ -39,9 +42,12 @@ from typing import Any, Protocol
 
 import msgspec
 
-from pipeline.contract.events import AppealDecided, AppealFiled, EducationCompleted, InvalidEvent, decode
+from pipeline.contract.events import (
+    AppealDecided, AppealFiled, EducationCompleted, InvalidEvent, ReviewDecided, ViolationOverturned, decode,
+)
 
 GOVERNANCE_TOPIC = AppealFiled.topic
+GOVERNANCE_EVENTS = (AppealFiled, AppealDecided, EducationCompleted, ViolationOverturned, ReviewDecided)
 MAX_REASON_CHARS = 2000
 
 _encoder = msgspec.json.Encoder()
@@ -62,13 +68,13 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
-def checked(event: dict[str, Any]) -> AppealFiled | AppealDecided | EducationCompleted:
+def checked(event: dict[str, Any]) -> Any:
     """The event decoded exactly as the job will decode it: never publish what the job would dead-letter."""
     try:
         decoded = decode(_encoder.encode(event))
     except InvalidEvent as err:
         raise PublishError(f"not a valid {event.get('type')} event: {err}") from None
-    if not isinstance(decoded, (AppealFiled, AppealDecided, EducationCompleted)):
+    if not isinstance(decoded, GOVERNANCE_EVENTS):
         raise PublishError(f"{event.get('type')} is not a governance event")
     return decoded
 
@@ -89,9 +95,22 @@ def appeal_filed(violation_id: str, actor: str, reason: str, *, ts: int) -> dict
 
 
 def appeal_decided(appeal_id: str, violation_id: str, actor: str, decision: str, reviewer_id: str, *,
-                   ts: int) -> dict[str, Any]:
+                   ts: int, reason: str | None = None) -> dict[str, Any]:
     return {"event_id": new_id("wb"), "type": "appeal.decided", "ts": ts, "appeal_id": appeal_id,
-            "violation_id": violation_id, "actor": actor, "decision": decision, "reviewer_id": reviewer_id}
+            "violation_id": violation_id, "actor": actor, "decision": decision, "reviewer_id": reviewer_id,
+            "reason": reason[:MAX_REASON_CHARS] if reason else None}
+
+
+def violation_overturned(violation_id: str, actor: str, reviewer_id: str, reason: str, *, ts: int) -> dict[str, Any]:
+    return {"event_id": new_id("wb"), "type": "violation.overturned", "ts": ts, "violation_id": violation_id,
+            "actor": actor, "reviewer_id": reviewer_id, "reason": reason[:MAX_REASON_CHARS]}
+
+
+def review_decided(actor: str, model: str, entry_ts: int, decision: str, reviewer_id: str, *, ts: int,
+                   features: dict[str, float], reason: str | None = None) -> dict[str, Any]:
+    return {"event_id": new_id("wb"), "type": "review.decided", "ts": ts, "actor": actor, "model": model,
+            "entry_ts": entry_ts, "decision": decision, "reviewer_id": reviewer_id, "features": features,
+            "reason": reason[:MAX_REASON_CHARS] if reason else None}
 
 
 def lesson_completed(actor: str, module_id: str, *, ts: int) -> dict[str, Any]:

@@ -19,6 +19,12 @@ Where it reads from (a `Feed`):
 - `KafkaFeed`: the job's output topics and the governance topic, from saved
   offsets per topic-partition.
 
+The same file holds the workbench's own records, in `wb_*` tables that
+no rebuild touches: sign-in tokens (salted digests), sessions, the sign-in
+throttle, cases and their notes, and the audit log (`auth.py`, `cases.py`).
+One verdict per violation is enforced here, by a unique index over
+`appeal.decided` and `violation.overturned` rows.
+
 Rows and the position they were read up to are committed in one
 transaction, so a store that stops anywhere resumes without losing or
 doubling a line. `rebuild()` drops everything and reads the outputs again;
@@ -45,6 +51,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -58,12 +65,14 @@ from typing import Any, Iterable, Iterator, Protocol
 
 import msgspec
 
-from pipeline.contract.events import AppealDecided, AppealFiled, EducationCompleted, InvalidEvent, decode
+from pipeline.contract.events import (
+    AppealDecided, AppealFiled, EducationCompleted, InvalidEvent, ReviewDecided, ViolationOverturned, decode,
+)
 from pipeline.contract.records import Action, DeadLetter, ReviewEntry, Standing, Violation
 
 log = logging.getLogger("shopguard.workbench.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Output kinds, by the file name they have in an output folder.
 OUTPUT_KINDS: dict[str, str] = {
     "violations": "violations.jsonl",
@@ -73,7 +82,10 @@ OUTPUT_KINDS: dict[str, str] = {
     "dead_letter": "dead_letter.jsonl",
 }
 GOVERNANCE = "governance"
-GOVERNANCE_TYPES = (b'"appeal.filed"', b'"appeal.decided"', b'"education.completed"')
+GOVERNANCE_EVENTS = (AppealFiled, AppealDecided, EducationCompleted, ViolationOverturned, ReviewDecided)
+GOVERNANCE_TYPES = tuple(f'"{t.__struct_config__.tag}"'.encode() for t in GOVERNANCE_EVENTS)
+VERDICT_TYPES = ("appeal.decided", "violation.overturned")  # what decides a violation: one per violation
+OWNED_PREFIX = "wb_"  # the workbench's own tables (sessions, cases, audit): never dropped by a rebuild
 CHUNK_BYTES = 8 << 20  # read a file this much at a time (one transaction each)
 HEAD_BYTES = 4096  # the start of a file, and the bytes before the read position, identify what was read
 PAGE_LIMIT = 500  # the most rows any one list of a page shows
@@ -118,7 +130,40 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 CREATE TABLE IF NOT EXISTS governance (
     event_id TEXT PRIMARY KEY, type TEXT NOT NULL, ts INTEGER NOT NULL, actor TEXT NOT NULL,
     appeal_id TEXT, violation_id TEXT, decision TEXT, reviewer_id TEXT, reason TEXT, module_id TEXT,
-    origin TEXT NOT NULL);
+    origin TEXT NOT NULL, model TEXT, entry_ts INTEGER);
+-- listing and LIVE ids named in a violation's evidence: search and evidence links
+CREATE TABLE IF NOT EXISTS violation_refs (ref TEXT NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (ref, id))
+    WITHOUT ROWID;
+-- one verdict per violation, whoever publishes it: a second decider finds the first one's row
+CREATE UNIQUE INDEX IF NOT EXISTS governance_one_verdict ON governance (violation_id)
+    WHERE type IN ('appeal.decided', 'violation.overturned');
+"""
+
+# The workbench's own records. Not derived from the outputs, so a rebuild keeps them.
+_OWNED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS wb_tokens (
+    key TEXT PRIMARY KEY, role TEXT NOT NULL, who TEXT NOT NULL, salt BLOB NOT NULL, digest BLOB NOT NULL,
+    source TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS wb_sessions (
+    id_digest TEXT PRIMARY KEY, token_key TEXT NOT NULL, token_digest BLOB NOT NULL, role TEXT NOT NULL,
+    who TEXT NOT NULL, csrf TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,
+    flash TEXT NOT NULL DEFAULT '[]');
+CREATE INDEX IF NOT EXISTS wb_sessions_expiry ON wb_sessions (expires_at);
+CREATE TABLE IF NOT EXISTS wb_throttle (
+    scope TEXT NOT NULL, subject TEXT NOT NULL, failures INTEGER NOT NULL, first_at REAL NOT NULL,
+    locked_until REAL NOT NULL DEFAULT 0, PRIMARY KEY (scope, subject));
+CREATE TABLE IF NOT EXISTS wb_cases (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, actor TEXT NOT NULL, status TEXT NOT NULL,
+    assignee TEXT, updated_at REAL NOT NULL, updated_by TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS wb_cases_status ON wb_cases (kind, status, assignee);
+CREATE TABLE IF NOT EXISTS wb_notes (
+    id INTEGER PRIMARY KEY, case_key TEXT NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS wb_notes_case ON wb_notes (case_key, at);
+CREATE TABLE IF NOT EXISTS wb_audit (
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, who TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL,
+    target TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS wb_audit_who ON wb_audit (who, at);
+CREATE INDEX IF NOT EXISTS wb_audit_action ON wb_audit (action, at);
 """
 
 # Secondary indexes: left out while an empty store loads (built once at the end: much faster).
@@ -143,11 +188,13 @@ CREATE INDEX IF NOT EXISTS dead_letter_appeal ON dead_letter (appeal_id);
 CREATE INDEX IF NOT EXISTS governance_actor ON governance (actor, ts);
 CREATE INDEX IF NOT EXISTS governance_violation ON governance (violation_id, ts);
 CREATE INDEX IF NOT EXISTS governance_type ON governance (type, ts);
+CREATE INDEX IF NOT EXISTS governance_appeal ON governance (appeal_id);
+CREATE INDEX IF NOT EXISTS violations_id_actor ON violations (actor, violation_type, detected_at);
 """
 
 # Tables filled from each kind (cleared when its source starts over).
 _TABLES_OF_KIND = {
-    "violations": ("violations", "violation_text", "facets"),
+    "violations": ("violations", "violation_text", "facets", "violation_refs"),
     "actions": ("actions",),
     "review_queue": ("review", "queue"),
     "standing": ("standing", "standing_now"),
@@ -416,11 +463,13 @@ class Store:
             pass  # a new database
         if row is not None and int(row[0]) != SCHEMA_VERSION:
             self._drop_all()  # an older layout: the outputs are the truth, read them again
-        self._db.executescript(_SCHEMA + _INDEXES)
+        self._db.executescript(_SCHEMA + _INDEXES + _OWNED_SCHEMA)
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _drop_all(self) -> None:
-        tables = [r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        """Drop what was read from the outputs; the workbench's own tables stay."""
+        tables = [r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                  if not r[0].startswith(OWNED_PREFIX)]
         for name in tables:
             self._db.execute(f'DROP TABLE IF EXISTS "{name}"')
 
@@ -454,7 +503,8 @@ class Store:
 
     def _drop_indexes(self) -> None:
         for name in [r[0] for r in self._db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")]:
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                "AND tbl_name NOT LIKE 'wb\\_%' ESCAPE '\\' AND name != 'governance_one_verdict'")]:
             self._db.execute(f'DROP INDEX IF EXISTS "{name}"')
 
     def _apply(self, batch: Batch) -> int:
@@ -513,6 +563,8 @@ class Store:
                        [_violation_row(first + i, v) for i, v in enumerate(records)])
         db.executemany("INSERT INTO violation_text VALUES (?, ?, ?, ?, ?)",
                        [_violation_text_row(first + i, v) for i, v in enumerate(records)])
+        db.executemany("INSERT OR IGNORE INTO violation_refs VALUES (?, ?)",
+                       [(ref, first + i) for i, v in enumerate(records) for ref in evidence_refs(v.evidence)])
         values = {(kind, getattr(v, kind)) for v in records for kind in FACETS}
         db.executemany("INSERT OR IGNORE INTO facets VALUES (?, ?)", sorted(values))
         self._advance_clock(max(v.detected_at for v in records))
@@ -571,19 +623,38 @@ class Store:
             except InvalidEvent:
                 self.problems += 1
                 continue
-            if isinstance(event, (AppealFiled, AppealDecided, EducationCompleted)):
+            if isinstance(event, GOVERNANCE_EVENTS):
                 rows.append(governance_row(event, origin))
         if rows:
-            self._db.executemany("INSERT OR IGNORE INTO governance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            # a second verdict on one violation is not kept (the job dead-letters it, and the page shows that)
+            self._db.executemany(INSERT_GOVERNANCE.replace("INSERT", "INSERT OR IGNORE", 1), rows)
             self._advance_clock(max(r[2] for r in rows))
         return len(rows)
 
-    def record_governance(self, event: AppealFiled | AppealDecided | EducationCompleted, origin: str) -> None:
-        """Note a governance event the workbench just published (the feed brings it again later: ignored)."""
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The write connection inside one immediate transaction (serialises writers, also across processes)."""
         with self._write_lock:
-            self._db.execute("INSERT OR IGNORE INTO governance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             governance_row(event, origin))
-            self._advance_clock(event.ts)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def read(self) -> sqlite3.Connection:
+        """This thread's read-only connection."""
+        return self._reader()
+
+    def record_governance(self, db: sqlite3.Connection, event: Any, origin: str) -> None:
+        """Note a governance event the workbench publishes, inside its transaction (`transaction()`).
+
+        Raises `sqlite3.IntegrityError` when the event is a second verdict on one violation. The feed
+        brings the event again later: ignored then.
+        """
+        db.execute(INSERT_GOVERNANCE, governance_row(event, origin))
+        self._advance_clock(event.ts)
 
     def _advance_clock(self, ts: int) -> None:
         self._db.execute("INSERT INTO meta VALUES ('clock', ?) ON CONFLICT (key) DO UPDATE SET "
@@ -608,24 +679,52 @@ class Store:
             out.setdefault(r[0], []).append(r[1])
         return out
 
-    def queue(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-        """The review queue: each actor once, highest score first."""
+    def queue(self, *, status: str | None = None, assignee: str | None = None, limit: int = 50,
+              offset: int = 0) -> list[dict[str, Any]]:
+        """The review queue: each actor once, highest score first, with its case (status, assignee)."""
+        where, params = _case_filter(status, assignee)
         rows = self._reader().execute(
             "SELECT q.*, s.level, s.health, s.active_points, "
-            "(SELECT count(*) FROM violations v WHERE v.actor = q.actor) AS violations "
-            "FROM queue q LEFT JOIN standing_now s ON s.actor = q.actor "
-            "ORDER BY q.score DESC, q.actor LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+            "(SELECT count(*) FROM violations v WHERE v.actor = q.actor) AS violations, "
+            f"{_CASE_STATUS} AS status, c.assignee FROM queue q LEFT JOIN standing_now s ON s.actor = q.actor "
+            "LEFT JOIN wb_cases c ON c.key = 'review:' || q.actor" + where
+            + " ORDER BY q.score DESC, q.actor LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
         return [_row(r, json_fields=("features",)) for r in rows]
 
-    def queue_size(self) -> int:
-        return self._reader().execute("SELECT count(*) FROM queue").fetchone()[0]
+    def queue_size(self, *, status: str | None = None, assignee: str | None = None) -> int:
+        where, params = _case_filter(status, assignee)
+        return self._reader().execute("SELECT count(*) FROM queue q LEFT JOIN wb_cases c ON c.key = 'review:' "
+                                      "|| q.actor" + where, params).fetchone()[0]
+
+    def queue_entry(self, actor: str) -> dict[str, Any] | None:
+        r = self._reader().execute("SELECT * FROM queue WHERE actor = ?", (actor,)).fetchone()
+        return _row(r, json_fields=("features",)) if r else None
+
+    def queue_ages(self, clock: int | None) -> dict[str, int]:
+        """Cases still to review on the queue, by how long ago (job clock) the model raised them."""
+        buckets = {"< 1 h": 3_600_000, "1-6 h": 6 * 3_600_000, "6-24 h": 86_400_000, "1-3 days": 3 * 86_400_000}
+        out = {name: 0 for name in [*buckets, "> 3 days"]}
+        if clock is None:
+            return out
+        where, params = _case_filter("active", None)
+        for (ts,) in self._reader().execute(
+                "SELECT q.ts FROM queue q LEFT JOIN wb_cases c ON c.key = 'review:' || q.actor" + where, params):
+            age = clock - ts
+            out[next((name for name, limit in buckets.items() if age < limit), "> 3 days")] += 1
+        return out
+
+    def queue_status_counts(self) -> dict[str, int]:
+        rows = self._reader().execute(f"SELECT {_CASE_STATUS} AS status, count(*) FROM queue q "
+                                      "LEFT JOIN wb_cases c ON c.key = 'review:' || q.actor GROUP BY 1")
+        return {status: 0 for status in ("open", "in_review", "decided", "escalated")} | dict(rows.fetchall())
 
     def violations(self, *, actor: str | None = None, violation_type: str | None = None,
                    detector: str | None = None, severity: str | None = None, enforced: bool | None = None,
                    since: int | None = None, until: int | None = None, before: tuple[int, int] | None = None,
-                   limit: int = 50) -> list[dict[str, Any]]:
+                   ref: str | None = None, actor_prefix: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Violations, newest first, filtered; `before` = (detected_at, id) of the last row of the previous page."""
-        where, params = _violation_filter(actor, violation_type, detector, severity, enforced, since, until)
+        where, params = _violation_filter(actor, violation_type, detector, severity, enforced, since, until, ref,
+                                          actor_prefix)
         if before is not None:
             where.append("(detected_at, id) < (?, ?)")
             params += list(before)
@@ -638,9 +737,11 @@ class Store:
 
     def count_violations(self, *, actor: str | None = None, violation_type: str | None = None,
                          detector: str | None = None, severity: str | None = None, enforced: bool | None = None,
-                         since: int | None = None, until: int | None = None, cap: int = COUNT_CAP) -> int:
+                         since: int | None = None, until: int | None = None, ref: str | None = None,
+                         actor_prefix: str | None = None, cap: int = COUNT_CAP) -> int:
         """How many violations match, counted up to `cap` (a page says "10,000+" beyond)."""
-        where, params = _violation_filter(actor, violation_type, detector, severity, enforced, since, until)
+        where, params = _violation_filter(actor, violation_type, detector, severity, enforced, since, until, ref,
+                                          actor_prefix)
         sql = ("SELECT count(*) FROM (SELECT 1 FROM violations" + (" WHERE " + " AND ".join(where) if where else "")
                + " LIMIT ?)")
         return self._reader().execute(sql, [*params, cap + 1]).fetchone()[0]
@@ -688,27 +789,119 @@ class Store:
                 out[g["violation_id"]] = {"appeal_id": g["appeal_id"], "violation_id": g["violation_id"],
                                           "actor": actor, "reason": g["reason"], "filed_at": g["ts"],
                                           "decision": None, "reviewer_id": None, "decided_at": None,
-                                          "rejected": None}
-            elif g["type"] == "appeal.decided":
+                                          "rejected": None, "decision_reason": None, "unappealed": False}
+            elif g["type"] in VERDICT_TYPES:
                 appeal = out.setdefault(g["violation_id"], {
                     "appeal_id": g["appeal_id"], "violation_id": g["violation_id"], "actor": actor, "reason": None,
-                    "filed_at": None, "decision": None, "reviewer_id": None, "decided_at": None, "rejected": None})
+                    "filed_at": None, "decision": None, "reviewer_id": None, "decided_at": None, "rejected": None,
+                    "decision_reason": None, "unappealed": False})
                 if appeal["decision"] is None:
-                    appeal.update(decision=g["decision"], reviewer_id=g["reviewer_id"], decided_at=g["ts"])
+                    appeal.update(decision=g["decision"] or "overturned", reviewer_id=g["reviewer_id"],
+                                  decided_at=g["ts"], decision_reason=g["reason"],
+                                  unappealed=g["type"] == "violation.overturned")
         for d in self.dead_letters(actor):
             if d["violation_id"] in out and d["appeal_id"] == out[d["violation_id"]]["appeal_id"]:
                 out[d["violation_id"]]["rejected"] = d["error"]
         return out
 
+    def appeal_list(self, *, state: str = "waiting", violation_type: str | None = None,
+                    decision: str | None = None, reviewer: str | None = None, actor: str | None = None,
+                    status: str | None = None, assignee: str | None = None, limit: int = PAGE_LIMIT,
+                    offset: int = 0) -> list[dict[str, Any]]:
+        """Appeals with their violation, verdict and case: `waiting` oldest first, `decided` newest first."""
+        where, params = ["f.type = 'appeal.filed'"], []
+        if state == "waiting":
+            where.append("d.event_id IS NULL")
+        elif state == "decided":
+            where.append("d.event_id IS NOT NULL")
+        for column, value in (("v.violation_type", violation_type), ("d.decision", decision),
+                              ("d.reviewer_id", reviewer), ("c.assignee", assignee)):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if actor:  # a prefix
+            where.append("f.actor >= ? AND f.actor < ?")
+            params += [actor, actor + PREFIX_END]
+        if status:
+            where.append(f"{_APPEAL_STATUS} = ?")
+            params.append(status)
+        order = "d.ts DESC, d.event_id" if state == "decided" else "f.ts, f.event_id"
+        rows = self._reader().execute(
+            "SELECT f.appeal_id, f.violation_id, f.actor, f.reason, f.ts AS filed_at, v.violation_type, v.severity, "
+            "v.points, v.enforced, v.detector, d.decision, d.reviewer_id, d.reason AS decision_reason, "
+            f"d.ts AS decided_at, {_APPEAL_STATUS} AS status, c.assignee FROM governance f "
+            "LEFT JOIN violations v ON v.violation_id = f.violation_id "
+            "LEFT JOIN governance d ON d.violation_id = f.violation_id AND d.type IN "
+            f"{VERDICT_TYPES!r} LEFT JOIN wb_cases c ON c.key = 'appeal:' || f.appeal_id "
+            f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
+        return [_row(r) for r in rows]
+
     def open_appeals(self, limit: int = PAGE_LIMIT) -> list[dict[str, Any]]:
         """Appeals filed and not yet decided, oldest first: the reviewers' work list."""
-        rows = self._reader().execute(
-            "SELECT f.*, v.violation_type, v.severity, v.points, v.enforced FROM governance f "
-            "LEFT JOIN violations v ON v.violation_id = f.violation_id "
-            "WHERE f.type = 'appeal.filed' AND NOT EXISTS (SELECT 1 FROM governance d WHERE "
-            "d.type = 'appeal.decided' AND d.violation_id = f.violation_id AND d.actor = f.actor) "
-            "ORDER BY f.ts, f.event_id LIMIT ?", (limit,)).fetchall()
-        return [_row(r) for r in rows]
+        return self.appeal_list(state="waiting", limit=limit)
+
+    def count_waiting_appeals(self) -> int:
+        return self._reader().execute(
+            "SELECT count(*) FROM governance f WHERE f.type = 'appeal.filed' AND NOT EXISTS (SELECT 1 FROM "
+            f"governance d WHERE d.violation_id = f.violation_id AND d.type IN {VERDICT_TYPES!r})").fetchone()[0]
+
+    def appeal(self, appeal_id: str) -> dict[str, Any] | None:
+        r = self._reader().execute("SELECT * FROM governance WHERE appeal_id = ? AND type = 'appeal.filed'",
+                                   (appeal_id,)).fetchone()
+        return _row(r) if r else None
+
+    # ---- search ----
+
+    def search(self, text: str, limit: int = 20) -> dict[str, list[dict[str, Any]]]:
+        """Actors by prefix (with or without `seller:`/`creator:`), violations, appeals, listings and LIVEs."""
+        db = self._reader()
+        prefixes = [text] if ":" in text else [text, f"seller:{text}", f"creator:{text}"]
+        actors: list[str] = []
+        for p in prefixes:
+            actors += [r[0] for r in db.execute(
+                "SELECT actor FROM standing_now WHERE actor >= ?1 AND actor < ?2 UNION "
+                "SELECT actor FROM queue WHERE actor >= ?1 AND actor < ?2 UNION "
+                "SELECT DISTINCT actor FROM violations WHERE actor >= ?1 AND actor < ?2 ORDER BY 1 LIMIT ?3",
+                (p, p + PREFIX_END, limit))]
+        violations = db.execute(
+            "SELECT violation_id, actor, violation_type, detected_at FROM violations WHERE violation_id >= ? AND "
+            "violation_id < ? ORDER BY violation_id LIMIT ?", (text, text + PREFIX_END, limit)).fetchall()
+        appeals = db.execute(
+            "SELECT appeal_id, violation_id, actor, ts FROM governance WHERE appeal_id >= ? AND appeal_id < ? "
+            "AND type = 'appeal.filed' ORDER BY appeal_id LIMIT ?", (text, text + PREFIX_END, limit)).fetchall()
+        refs = db.execute(
+            "SELECT ref, count(*) AS violations FROM violation_refs WHERE ref >= ? AND ref < ? GROUP BY ref "
+            "ORDER BY ref LIMIT ?", (text, text + PREFIX_END, limit)).fetchall()
+        return {"actors": [{"actor": a} for a in sorted(set(actors))[:limit]],
+                "violations": [_row(r) for r in violations], "appeals": [_row(r) for r in appeals],
+                "refs": [_row(r) for r in refs]}
+
+    # ---- what the charts show ----
+
+    def violations_per_day(self, days: int = 30) -> list[tuple[int, str, int]]:
+        """(day start ms, violation type, count) over the last `days` days of the job's clock."""
+        clock = self.clock() or 0
+        since = (clock // 86_400_000 - days + 1) * 86_400_000
+        return self._reader().execute(
+            "SELECT detected_at / 86400000 * 86400000, violation_type, count(*) FROM violations "
+            "WHERE detected_at >= ? GROUP BY 1, 2 ORDER BY 1, 2", (since,)).fetchall()
+
+    def rates_per_detector(self) -> list[dict[str, Any]]:
+        """Per detector: violations, appealed, verdicts and overturns (appealed or not)."""
+        db = self._reader()
+        totals = {r[0]: r[1] for r in db.execute("SELECT detector, count(*) FROM violations GROUP BY detector")}
+        rows = db.execute(
+            "SELECT v.detector, sum(g.type = 'appeal.filed'), sum(g.type IN "
+            f"{VERDICT_TYPES!r}), sum(coalesce(g.decision, 'overturned') = 'overturned' AND g.type IN "
+            f"{VERDICT_TYPES!r}) FROM governance g JOIN violations v ON v.violation_id = g.violation_id "
+            "WHERE g.type != 'education.completed' GROUP BY v.detector").fetchall()
+        feedback = {r[0]: r[1:] for r in rows}
+        out = []
+        for detector, n in sorted(totals.items()):
+            appealed, decided, overturned = feedback.get(detector, (0, 0, 0))
+            out.append({"detector": detector, "violations": n, "appealed": appealed or 0, "decided": decided or 0,
+                        "overturned": overturned or 0})
+        return out
 
     def lessons_done(self, actor: str) -> dict[str, int]:
         """module_id -> when the actor last completed it."""
@@ -723,16 +916,64 @@ class Store:
                    for t in ("standing_now", "violations", "queue", "actions"))
 
 
-def governance_row(event: AppealFiled | AppealDecided | EducationCompleted, origin: str) -> tuple:
+INSERT_GOVERNANCE = "INSERT INTO governance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def governance_row(event: Any, origin: str) -> tuple:
     return (event.event_id, event.type, event.ts, event.actor, getattr(event, "appeal_id", None),
             getattr(event, "violation_id", None), getattr(event, "decision", None),
             getattr(event, "reviewer_id", None), getattr(event, "reason", None), getattr(event, "module_id", None),
-            origin)
+            origin, getattr(event, "model", None), getattr(event, "entry_ts", None))
 
 
-def _violation_filter(actor, violation_type, detector, severity, enforced, since, until) -> tuple[list[str], list]:
+REF_KEYS = ("listing_id", "live_id")  # evidence keys whose value is one listing or LIVE id
+REF_LIST_KEYS = ("listing_ids",)
+
+
+def evidence_refs(evidence: dict[str, Any]) -> list[str]:
+    """The listing and LIVE ids a violation's evidence names.
+
+    >>> evidence_refs({"listing_id": "L1", "listing_ids": ["L1", "L2"], "live_id": "V3", "count": 4})
+    ['L1', 'L2', 'V3']
+    """
+    refs = [evidence[k] for k in REF_KEYS if isinstance(evidence.get(k), str)]
+    for key in REF_LIST_KEYS:
+        if isinstance(evidence.get(key), list):
+            refs += [x for x in evidence[key] if isinstance(x, str)]
+    return sorted(set(refs))
+
+
+_CASE_STATUS = "coalesce(c.status, 'open')"
+PREFIX_END = "\U0010ffff"  # after every character: `x >= p AND x < p || PREFIX_END` is "starts with p"
+
+
+def _case_filter(status: str | None, assignee: str | None) -> tuple[str, list[Any]]:
+    """WHERE clause over a joined case `c`: status ("active" = open or in review) and assignee ("-" = nobody)."""
+    where, params = [], []
+    if status == "active":
+        where.append(f"{_CASE_STATUS} IN ('open', 'in_review')")
+    elif status:
+        where.append(f"{_CASE_STATUS} = ?")
+        params.append(status)
+    if assignee == "-":
+        where.append("c.assignee IS NULL")
+    elif assignee:
+        where.append("c.assignee = ?")
+        params.append(assignee)
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+def _violation_filter(actor, violation_type, detector, severity, enforced, since, until, ref=None,
+                      actor_prefix=None) -> tuple[list[str], list]:
+    """`actor_prefix`: actors whose reference starts with it; `ref`: a listing or LIVE id the evidence names."""
     where: list[str] = []
     params: list[Any] = []
+    if actor_prefix:
+        where.append("actor >= ? AND actor < ?")
+        params += [actor_prefix, actor_prefix + PREFIX_END]
+    if ref:
+        where.append("id IN (SELECT id FROM violation_refs WHERE ref = ?)")
+        params.append(ref)
     for column, value in (("actor", actor), ("violation_type", violation_type), ("detector", detector),
                           ("severity", severity)):
         if value:
@@ -748,6 +989,9 @@ def _violation_filter(actor, violation_type, detector, severity, enforced, since
         where.append("detected_at < ?")
         params.append(until)
     return where, params
+
+
+_APPEAL_STATUS = f"CASE WHEN d.event_id IS NOT NULL THEN 'decided' ELSE {_CASE_STATUS} END"
 
 
 def _row(r: sqlite3.Row, json_fields: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from river import anomaly, stats
 from detectors.base import HOUR_MS
 from detectors.models.config import AnomalyConfig
 from detectors.models.features import FEATURE_KIND, FEATURES_OF_ROLE, RISK_SIDE
+from pipeline.contract.events import ReviewDecided
 from pipeline.contract.records import ReviewEntry
 
 ANOMALY_MODELS = {"seller": "seller_anomaly_v1", "creator": "creator_anomaly_v1"}
@@ -92,6 +93,7 @@ class RoleModelState:
     scored: int = 0
     flagged: int = 0
     last_review: dict[str, int] = field(default_factory=dict)  # actor -> ts of its last review entry, oldest first
+    verdicts: dict[str, int] = field(default_factory=dict)  # reviewers' "dismissed"/"escalated" counts
 
 
 @dataclass(slots=True)
@@ -228,6 +230,22 @@ class AnomalyModel:
             delta = v - m[1]
             m[1] += a * delta
             m[2] = (1.0 - a) * (m[2] + a * delta * delta)
+
+    def learn_verdict(self, verdict: ReviewDecided) -> bool:
+        """A reviewer's verdict on one of this model's review entries; False if it is another model's.
+
+        A dismissed entry was usual behaviour after all: its features are learned now (the guard that
+        keeps flagged updates out of the moments is lifted by a reviewer's word, never by the model's own).
+        """
+        role = verdict.actor.split(":", 1)[0]
+        model = self.state.get(role)
+        if model is None or model.name != verdict.model:
+            return False
+        model.verdicts[verdict.decision] = model.verdicts.get(verdict.decision, 0) + 1
+        if verdict.decision == "dismissed":
+            x, _z = self._deviations(role, model, verdict.features)
+            self._learn(model, x)
+        return True
 
     def _cooldown_ready(self, model: RoleModelState, actor: str, ts: int) -> bool:
         last = model.last_review

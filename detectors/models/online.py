@@ -17,7 +17,7 @@ from detectors.models.config import ModelsConfig
 from detectors.models.drift import DriftMonitor, DriftState
 from detectors.models.features import FeatureUpdate
 from detectors.models.quality import AgreementState, RuleAgreement
-from pipeline.contract.events import AppealDecided
+from pipeline.contract.events import AppealDecided, ReviewDecided, ViolationOverturned
 from pipeline.contract.records import AppealOutcome, ReviewEntry, Violation
 
 # ---- the keyed step ------------------------------------------------------------------------------------
@@ -48,7 +48,9 @@ class OnlineModels:
     - `score(update)`: the anomaly model scores a `FeatureUpdate`; may yield a `ReviewEntry`.
     - `watch(violation)`: drift and rule agreement count a violation as it arrives.
     - `assess(violation)`: the appeal classifier sets its confidence (and may route it to review).
-    - `learn(decision)`: an `AppealDecided` (or the ledger's `AppealOutcome`) teaches the classifier.
+    - `learn(decision)`: an `AppealDecided`, a reviewer's `ViolationOverturned` (or the ledger's
+      `AppealOutcome`) teaches the classifier; a `ReviewDecided` verdict on a review entry
+      teaches the anomaly model (a dismissal is usual behaviour).
 
     What the classifier says about a violation depends on the outcomes it
     learned before, so the engine's step (`pipeline.engine.ordered.ModelsShard`)
@@ -120,11 +122,17 @@ class OnlineModels:
         self.observed.reviews.append(review.model)
         return [assessed, review]
 
-    def learn(self, decision: AppealDecided | AppealOutcome) -> None:
-        """A reviewer's decision on an appeal teaches the classifier."""
+    def learn(self, decision: AppealDecided | ViolationOverturned | ReviewDecided | AppealOutcome) -> None:
+        """A reviewer's decision teaches the models."""
+        kind = type(decision)
+        if kind is ReviewDecided:
+            self.anomaly.learn_verdict(decision)
+            return
         if not self.config.appeal_classifier.enabled:
             return
-        if type(decision) is AppealDecided:
+        if kind is ViolationOverturned:
+            self.appeals.learn_decision(decision.as_decision())
+        elif kind is AppealDecided:
             self.appeals.learn_decision(decision)
         else:
             self.appeals.learn_outcome(decision)
@@ -137,6 +145,9 @@ class OnlineModels:
             if role_model.scored:
                 out[(role_model.name, "threshold")] = role_model.threshold.get()
                 out[(role_model.name, "flag_rate")] = role_model.flagged / role_model.scored
+            judged = sum(role_model.verdicts.values())
+            if judged:  # of the entries reviewers judged, the share they escalated
+                out[(role_model.name, "reviewer_escalated_share")] = role_model.verdicts.get("escalated", 0) / judged
         return out
 
     def publish(self, metrics_sink: Any) -> None:

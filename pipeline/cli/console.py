@@ -17,7 +17,7 @@ def add_console_command(subparsers: Any) -> argparse.ArgumentParser:
         description="Serve the reviewer console (review queue, violations, actor history, appeal decisions) and "
                     "each seller's or creator's standing page over an output folder, following it while the job "
                     "runs. Decisions and lessons are written as governance events the job reads.")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder of `shopguard replay` or `run`")
+    p.add_argument("--out", metavar="DIR", help="output folder of `shopguard replay` or `run` (required)")
     p.add_argument("--port", type=int, metavar="P", help="port to listen on (default [workbench] port, 8470; "
                                                          "0 = any free port)")
     p.add_argument("--addr", metavar="A", help="address to listen on (default [workbench] addr, 127.0.0.1)")
@@ -32,7 +32,20 @@ def add_console_command(subparsers: Any) -> argparse.ArgumentParser:
                    help="read the outputs from DIR's files or the Kafka output topics (default: output.kind)")
     p.add_argument("--config", metavar="FILE", help="TOML laid over config/shopguard.toml")
     p.add_argument("--policy", metavar="FILE", help="policy TOML (default config/policy.toml)")
+    p.add_argument("--https-only", action="store_true",
+                   help="mark the session cookie Secure (behind a TLS proxy; also [workbench] https_only)")
     p.set_defaults(func=cmd_console)
+    sub = p.add_subparsers(dest="console_command", metavar="token")
+    t = sub.add_parser("token", help="mint, revoke or list sign-in tokens",
+                       description="Mint a sign-in token for a reviewer (rev-NAME) or a seller/creator (seller:ID, "
+                                   "creator:ID), stored as a salted digest in the console's store; the token is "
+                                   "printed once. A new token replaces the person's previous minted one.")
+    t.add_argument("id", nargs="?", help="reviewer id or actor reference")
+    t.add_argument("--out", metavar="DIR", help="the console's output folder (its store is DIR/workbench.sqlite)")
+    t.add_argument("--db", metavar="FILE", help="the console's store, if not in DIR")
+    t.add_argument("--revoke", action="store_true", help="remove the id's minted tokens (their sessions end)")
+    t.add_argument("--list", action="store_true", help="list who has a token (never the tokens)")
+    t.set_defaults(func=cmd_token)
     return p
 
 
@@ -40,6 +53,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     from workbench.console import run_console
 
     return run_console(args)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from workbench.console import run_token
+
+    return run_token(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

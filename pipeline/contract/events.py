@@ -193,6 +193,40 @@ class AppealDecided(Event, frozen=True, tag="appeal.decided"):
     actor: ActorRef
     decision: Literal["overturned", "upheld"]
     reviewer_id: Id
+    reason: str | None = None  # extension: the reviewer's reason, shown to the seller or creator
+    topic: ClassVar[str] = "governance-events"
+
+
+class ViolationOverturned(Event, frozen=True, tag="violation.overturned"):
+    """Extension: a reviewer overturns a violation nobody appealed; applied as an overturned appeal."""
+
+    violation_id: Id
+    actor: ActorRef
+    reviewer_id: Id
+    reason: str
+    topic: ClassVar[str] = "governance-events"
+
+    def as_decision(self) -> AppealDecided:
+        """The same verdict as an overturned appeal (its appeal id is this event's id)."""
+        return AppealDecided(event_id=self.event_id, ts=self.ts, appeal_id=self.event_id,
+                             violation_id=self.violation_id, actor=self.actor, decision="overturned",
+                             reviewer_id=self.reviewer_id, reason=self.reason)
+
+
+class ReviewDecided(Event, frozen=True, tag="review.decided"):
+    """Extension: a reviewer's verdict on a review-queue entry (`model`, `entry_ts` name the entry).
+
+    `dismissed`: nothing wrong, the anomaly model may learn the entry's `features` as usual behaviour;
+    `escalated`: confirmed as worth action. Carries no points.
+    """
+
+    actor: ActorRef
+    model: Id
+    entry_ts: Ts
+    decision: Literal["dismissed", "escalated"]
+    reviewer_id: Id
+    features: dict[str, float] = msgspec.field(default_factory=dict)
+    reason: str | None = None
     topic: ClassVar[str] = "governance-events"
 
 
@@ -208,6 +242,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     OrderPlaced, OrderRefunded,
     AccountLogin, PayoutChanged,
     AppealFiled, AppealDecided, EducationCompleted,
+    ViolationOverturned, ReviewDecided,  # extensions (docs/CONTRACT.md)
 )
 TYPE_NAMES: tuple[str, ...] = tuple(t.__struct_config__.tag for t in EVENT_TYPES)
 TOPICS: tuple[str, ...] = tuple(dict.fromkeys(t.topic for t in EVENT_TYPES))
@@ -244,7 +279,7 @@ _FIELD_HINTS = {
     "country": "an ISO 3166 alpha-2 country code such as `US`",
     "image_hash": "16 hex characters or null",
     "event_id": "a string of 1 to 128 characters",
-    "decision": "`overturned` or `upheld`",
+    "decision": "`overturned` or `upheld` (`dismissed` or `escalated` for review.decided)",
 }
 _AT_FIELD = re.compile(r" - at `\$\.([A-Za-z_]+)`")
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")

@@ -18,7 +18,7 @@ import zlib
 from pipeline.contract.events import (
     AccountLogin, AppealDecided, AppealFiled, BrandRegistered, EducationCompleted, Event, ListingCreated,
     ListingRemoved, ListingUpdated, LiveComment, LiveEnded, LiveStarted, LiveStats, LiveTranscript, OrderPlaced,
-    OrderRefunded, PayoutChanged,
+    OrderRefunded, PayoutChanged, ReviewDecided, ViolationOverturned,
 )
 
 # event class -> family of the step that owns it
@@ -29,6 +29,7 @@ FAMILY_OF: dict[type, str] = {
     LiveEnded: "creator",
     AccountLogin: "actor", PayoutChanged: "actor",
     AppealFiled: "ledger", AppealDecided: "ledger", EducationCompleted: "ledger",
+    ViolationOverturned: "ledger", ReviewDecided: "ledger",
 }
 GOVERNANCE_TYPES = frozenset(t for t, family in FAMILY_OF.items() if family == "ledger")
 SHOP = "shop"  # the family of the second detect stage, keyed by seller

@@ -58,7 +58,9 @@ from typing import Any
 
 import msgspec
 
-from pipeline.contract.events import AppealDecided, AppealFiled, EducationCompleted, Event
+from pipeline.contract.events import (
+    AppealDecided, AppealFiled, EducationCompleted, Event, ReviewDecided, ViolationOverturned,
+)
 from pipeline.contract.records import Action, AppealOutcome, DeadLetter, Standing, Violation, evidence_features
 from pipeline.enforce.policy import LASTING_ACTIONS, RESTRICTION_KINDS, Policy
 from sinks.metrics import Metrics
@@ -70,7 +72,8 @@ REJECTION_REASONS = ("unknown_violation", "wrong_actor", "repeated_appeal", "unk
 
 # Order of items with the same event time: the violation before its appeal,
 # a filing before its decision.
-RANK = {Violation: 0, AppealFiled: 1, AppealDecided: 2, EducationCompleted: 3}
+RANK = {Violation: 0, AppealFiled: 1, AppealDecided: 2, ViolationOverturned: 2, EducationCompleted: 3,
+        ReviewDecided: 3}
 
 
 class Relayed(msgspec.Struct, frozen=True):
@@ -427,6 +430,8 @@ class Ledger:
                                (ledger.entries[item.violation_id].expires_at, item.actor, item.violation_id))
         elif isinstance(item, EducationCompleted):
             out += self._lesson(item)
+        elif isinstance(item, ReviewDecided):
+            pass  # a verdict on a review-queue entry carries no points: only the online models learn from it
         else:
             out += self._appeal(item)
         return self._count(out)
@@ -442,11 +447,13 @@ class Ledger:
             ledger = self.state.actors[actor] = ActorLedger(actor)
         return ledger
 
-    def _appeal(self, event: AppealFiled | AppealDecided) -> list[Any]:
+    def _appeal(self, event: AppealFiled | AppealDecided | ViolationOverturned) -> list[Any]:
         try:
             if not self.knows(event):
                 raise self._unknown(event)
             ledger = self.state.actors[event.actor]
+            if isinstance(event, ViolationOverturned):  # a reviewer's overturn without an appeal
+                return ledger.decide_appeal(event.as_decision(), self.policy)
             if isinstance(event, AppealFiled):
                 records = ledger.file_appeal(event, self.policy)
                 self.metrics.appeals_child("filed", ledger.entries[event.violation_id].violation.violation_type).inc()
@@ -455,13 +462,14 @@ class Ledger:
         except Rejected as rejected:
             return [governance_dead_letter(event, rejected)]
 
-    def _unknown(self, event: AppealFiled | AppealDecided) -> Rejected:
+    def _unknown(self, event: AppealFiled | AppealDecided | ViolationOverturned) -> Rejected:
         """Why an appeal's violation is not in its actor's record (only looked up on this rare path)."""
+        what = f"appeal {event.appeal_id}" if hasattr(event, "appeal_id") else f"overturn {event.event_id}"
         owner = next((a for a, ledger in self.state.actors.items() if event.violation_id in ledger.entries), None)
         if owner is not None:
-            return Rejected("wrong_actor", f"appeal {event.appeal_id}: violation {event.violation_id} was issued "
+            return Rejected("wrong_actor", f"{what}: violation {event.violation_id} was issued "
                                            f"to {owner}, not {event.actor}")
-        return Rejected("unknown_violation", f"appeal {event.appeal_id}: no violation {event.violation_id} was "
+        return Rejected("unknown_violation", f"{what}: no violation {event.violation_id} was "
                                              f"issued to {event.actor} in the last "
                                              f"{self.policy.expiry_days:g} days")
 

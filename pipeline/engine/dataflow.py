@@ -42,7 +42,7 @@ from detectors.models.features import ActorFeatures
 from detectors.models.online import OnlineModels
 from detectors.registry import registry
 from pipeline.config import Config
-from pipeline.contract.events import AppealDecided, Event, InvalidEvent, decode
+from pipeline.contract.events import AppealDecided, Event, InvalidEvent, ReviewDecided, ViolationOverturned, decode
 from pipeline.contract.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, encode
 from pipeline.contract.routing import GOVERNANCE_TYPES, SHOP, ledger_key, route_keys, shop_key
 from pipeline.enforce.ledger import Ledger, Relayed
@@ -229,6 +229,9 @@ def ledger_shard(ctx: JobContext, metrics: Metrics, keep: Callable[[Any], bool] 
         dedupe_horizon_ms=ctx.ms(ctx.config.job.dedupe_horizon_seconds), keep=keep, resume=state)
 
 
+REVIEWER_VERDICTS = (AppealDecided, ViolationOverturned, ReviewDecided)
+
+
 def actor_of_item(item: Any) -> str:
     """The actor a ledger input is about (relayed violations are wrapped)."""
     return item.violation.actor if isinstance(item, Relayed) else item.actor
@@ -285,7 +288,8 @@ def build_flow(
     # watches rates for drift.
     features_out = op.key_rm("feature_updates", ctx.step("actor_features", for_features.trues, feature_shard(ctx)))
     feature_errors = op.branch("split_feature_errors", features_out, lambda x: isinstance(x, DeadLetter))
-    decisions = op.filter("appeal_decisions", governance, lambda e: type(e) is AppealDecided)
+    # Reviewers' verdicts teach the models (the step id predates the overturn and review verdicts).
+    decisions = op.filter("appeal_decisions", governance, lambda e: type(e) in REVIEWER_VERDICTS)
     models_in = op.key_on("key_models", op.merge("models_inputs", feature_errors.falses, detected, decisions),
                           lambda _: "models")
     modeled = op.key_rm("models_records", ctx.step("online_models", models_in, models_shard(ctx), keys_label=None))

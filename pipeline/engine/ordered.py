@@ -18,7 +18,7 @@ import msgspec
 
 from detectors.models.features import FeatureUpdate
 from detectors.models.online import ModelsState, OnlineModels
-from pipeline.contract.events import AppealDecided, AppealFiled
+from pipeline.contract.events import AppealDecided, AppealFiled, ReviewDecided, ViolationOverturned
 from pipeline.contract.records import AppealOutcome, Violation
 from pipeline.enforce.ledger import RANK, Ledger, LedgerState, Relayed
 from pipeline.engine.shards import EventClock, EventTimeOrder, EventTimeOrderedShard, Pending
@@ -92,7 +92,8 @@ class LedgerShard(EventTimeOrderedShard):
     def _wait_for_violation(self, pending: Pending, final: bool) -> bool:
         """A running job's appeal whose violation is not here yet: retry it rather than reject it now."""
         item = pending.item
-        return (isinstance(item, (AppealFiled, AppealDecided)) and not final and not self.ledger.knows(item)
+        return (isinstance(item, (AppealFiled, AppealDecided, ViolationOverturned)) and not final
+                and not self.ledger.knows(item)
                 and pending.due - pending.first_arrived < self.unknown_appeal_wait_seconds)
 
     def snapshot(self) -> LedgerShardState:
@@ -136,7 +137,7 @@ class ModelsShard(EventTimeOrderedShard):
             elif kind is Violation:
                 models.watch(item)
                 hold(item.detected_at, 0, item.violation_id, item, now)
-            elif kind is AppealDecided:
+            elif kind is AppealDecided or kind is ViolationOverturned or kind is ReviewDecided:
                 hold(item.ts, 1, item.event_id, item, now)
             elif kind is AppealOutcome:
                 hold(item.decided_at, 1, item.appeal_id, item, now)

@@ -9,7 +9,6 @@ get nothing; an abuser gets one violation, with the comparison that shows it.
 
 from __future__ import annotations
 
-import math
 import pickle
 import random
 

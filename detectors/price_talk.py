@@ -35,6 +35,8 @@ _NOW_CUES = ("only", "just", "now", "for", "at", "price", "priced", "costs", "co
 # A bare number (no currency) is a price only after one of these: "there is 2 left" is not.
 _BARE_CUES = ("only", "just", "price", "priced", "costs", "cost", "pay", "price is", "priced at", "yours for",
               *_WAS_CUES, *_UNDER_CUES)
+_SAVING_CUES = ("save", "saving", "savings", "discount of", "knock", "cashback", "cash back", "extra")
+_SAVING_AFTER = re.compile(r"\s*(?:off|discount|cheaper|less|saving|savings|back)\b")
 _CUE_WORDS = 3  # cue words are looked for among this many words before an amount
 
 
@@ -82,6 +84,8 @@ def amounts(text: str) -> list[Amount]:
     [(10.0, 'under')]
     >>> [(a.value, a.currency) for a in amounts("just 1.200 ¥")]
     [(1200.0, 'JPY')]
+    >>> amounts("save $5 on the vase, or $3 off the mug")
+    []
     """
     lowered = text.lower()
     found: list[Amount] = []
@@ -89,6 +93,8 @@ def amounts(text: str) -> list[Amount]:
         number = m.group("a") or m.group("b") or m.group("c")
         unit = m.group("pre") or m.group("post")
         cue = _nearest_cue(lowered[:m.start()])
+        if cue in _SAVING_CUES or _SAVING_AFTER.match(lowered, m.end()):
+            continue  # "save $5", "$5 off": a saving, not a price
         if unit is None and cue not in _BARE_CUES:
             continue
         value = parse_number(number.strip())
@@ -111,4 +117,4 @@ def _nearest_cue(before: str) -> str | None:
     return None
 
 
-_ALL_CUES = frozenset(_WAS_CUES + _UNDER_CUES + _NOW_CUES)
+_ALL_CUES = frozenset(_WAS_CUES + _UNDER_CUES + _NOW_CUES + _SAVING_CUES)

@@ -103,8 +103,6 @@ def test_a_raise_that_arrives_before_the_price_it_raised_from_is_found_when_that
     assert (found[0].evidence["recent_price"], found[0].evidence["raised_at"]) == (25.0, raised.ts)
 
 
-@pytest.mark.xfail(strict=True, reason="a raise found through its late 'before' event is dated at that event, "
-                                       "ahead of the raise itself")
 def test_a_raise_found_late_is_dated_at_the_raise():
     created, raised = history("L1", (50, 25.0), (52, 95.0))
     found = judged([raised, created])
@@ -151,8 +149,6 @@ def test_a_standing_desk_among_candles_is_not_gouging_but_a_gouged_candle_is():
     assert found[0].evidence["going_rate"] < 60  # held to candles, not to the desks of its category
 
 
-@pytest.mark.xfail(strict=True, reason="a one-word product type the category has not seen is judged against "
-                                       "its adjective and colour groups, and never learned because it is flagged")
 def test_an_expensive_product_type_new_to_the_category_is_not_gouging():
     desks = [upsert(f"D{i}", 450.0 + i, minute=60 + i, seller=f"SD{i}", created=True, title="Modern Desk - Black")
              for i in range(30)]
@@ -191,8 +187,6 @@ def test_flagged_prices_do_not_move_the_going_rate():
     assert candles.level_price == pytest.approx(15, rel=0.15)
 
 
-@pytest.mark.xfail(strict=True, reason="evidence names comparable items by matching keys ('bianket' for "
-                                       "'blanket'), not by the words of the titles")
 def test_the_comparison_is_named_in_the_words_of_the_title():
     gouged = upsert("G1", 200.0, minute=60, seller="S7", created=True, title="Soft Blanket - Black")
     found = judged(home() + [gouged])
@@ -256,8 +250,8 @@ def test_a_typo_fixed_within_minutes_is_not_a_reference_price():
 
 
 def test_a_new_listing_without_history_is_judged_against_comparable_items_only():
-    invented = upsert("N1", 29.0, minute=60, was=149.0, seller="S3", created=True, title="Cozy Throw Blanket - Red")
-    modest = upsert("N2", 29.0, minute=61, was=45.0, seller="S3", created=True, title="Cozy Throw Blanket - Red")
+    invented = upsert("N1", 29.0, minute=60, was=149.0, seller="S3", created=True, title="Cozy Throw Blanket - Navy")
+    modest = upsert("N2", 29.0, minute=61, was=45.0, seller="S3", created=True, title="Cozy Throw Blanket - Navy")
     found = judged(home() + [invented, modest])
     assert summary(found) == [("seller:S3", "fake_discount", ["was_far_above_comparable_items"])]
     e = found[0].evidence
@@ -276,8 +270,6 @@ def test_a_listing_first_seen_mid_life_with_a_plausible_was_price_is_clean():
     assert judged(events) == []
 
 
-@pytest.mark.xfail(strict=True, reason="a fake discount that arrives before the listing's creation is never "
-                                       "judged against the history that arrives late")
 def test_an_invented_was_price_that_arrives_before_the_creation_is_found_when_the_creation_arrives():
     created, claim = history("L1", (0, 30.0), (HOUR, 28.0, 90.0))
     assert [v.violation_type for v in judged([claim, created])] == ["fake_discount"]
@@ -318,8 +310,6 @@ def test_a_protected_brand_offered_as_a_copy_is_found_at_its_first_listing(title
     assert e["brand_matched"] in found[0].explanation and "copy" in found[0].explanation
 
 
-@pytest.mark.xfail(strict=True, reason="a brand name ending in a period ('Tiffany & Co.') is cut from the "
-                                       "look-alike word after it, so 'Tiffany & Co. dupe' is never found")
 def test_lookalike_wording_after_a_brand_ending_in_a_period_is_found():
     found = judged(PROTECTED + [bag("Tiffany & Co. dupe tote")])
     assert summary(found) == [("seller:S2", "counterfeit_listing", ["replica_wording"])]
@@ -372,7 +362,7 @@ def luma_line(n: int = 30) -> list:
 
 
 def luma(item: str, price: float, listing: str = "F1", minute: float = 60, **kw):
-    return bag(f"Luma {item} - Red", price, brand="Luma", listing=listing, minute=minute, **kw)
+    return bag(f"Luma {item} - Black", price, brand="Luma", listing=listing, minute=minute, **kw)
 
 
 def test_a_brand_at_an_impossible_price_for_comparable_items_is_found():
@@ -387,8 +377,6 @@ def test_a_brand_cheaper_product_line_is_not_an_impossible_price():
     assert judged(luma_line() + [luma("Key Charm", 85.0)]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="a brand's cheaper line listed after its expensive line is judged "
-                                       "against the whole brand, flagged, and so never learned")
 def test_a_cheaper_line_new_to_a_known_brand_is_not_counterfeit():
     totes = [luma("Leather Tote", 1450.0 + i, listing=f"T{i}", minute=i, seller=f"H{i}") for i in range(10)]
     charms = [luma("Key Charm", 90.0 - i, listing=f"C{i}", minute=20 + i, seller=f"K{i}") for i in range(20)]
@@ -472,7 +460,7 @@ def test_the_dataflow_issues_one_violation_per_abuse_and_none_to_honest_sellers(
     raise_ = history("G1", (50, 25.0), (52, 95.0), seller="SG")
     events = [brand_registered("Luma", "LUMA Paris", minute=-1)] + home() + [
         *raise_, raise_[-1],  # a sudden raise, delivered twice
-        *history("D1", (0, 30.0), (DAY, 60.0), (3 * DAY, 30.0, 60.0), seller="SD"),  # raise, then "discount"
+        *history("D1", (0, 15.0), (DAY, 30.0), (3 * DAY, 15.0, 30.0), seller="SD"),  # raise, then "discount"
         *[upsert(f"F{i}", 45.0, minute=54, seller=f"SF{i}", created=True, title="LUMA Paris tote, 1:1",
                  category=c) for i, c in enumerate(spread)],  # copies of a registered brand, on every shard
         *history("H1", (50, 30.0), (60, 24.0, 30.0), (120, 30.0), seller="SH"),  # an honest sale

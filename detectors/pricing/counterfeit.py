@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from detectors.pricing.levels import (
-    ComparableLevels, LevelsConfig, brand_group, brand_word_group,
+    ComparableLevels, LevelsConfig, brand_group, comparable_groups, most_specific, word_group,
 )
 from detectors.pricing.market import BrandRegistry, CategoryMarket, Mention, brands_in
 from detectors.text import CLAUSE_BREAK, normalize, normalized, phrase_matcher
@@ -45,6 +45,9 @@ class CounterfeitConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     impossible_price_ratio, impossible_price_z
         An impossible price: at most this fraction of the brand's going rate for
         comparable items and at least this many robust standard deviations below it.
+    generic_price_ratio
+        Judged against the brand as a whole (no warm group of its items like
+        this one), also at most this many times what no-name comparable items cost.
     min_brand_listings
         A brand this category's sellers name on this many genuine listings is
         known, registered or not.
@@ -58,6 +61,7 @@ class CounterfeitConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     lookalike_terms: list[str]
     impossible_price_ratio: float
     impossible_price_z: float
+    generic_price_ratio: float
     min_brand_listings: int
     max_registered_brands: int
     max_learned_brands: int
@@ -86,7 +90,10 @@ class Wording:
         for m in self.lookalike.find(norm):
             for brand in mentions:
                 linked = (m.end < len(norm.keys) and norm.keys[m.end] in LINKING_WORDS and m.end + 1 == brand.start)
-                if brand.end == m.start or m.end == brand.start or linked:
+                # "Tiffany & Co. dupe": the brand's own closing period is not a clause break.
+                after = brand.end + (1 if brand.name.rstrip().endswith(".") and brand.end < len(norm.keys)
+                                     and norm.keys[brand.end] == CLAUSE_BREAK else 0)
+                if after == m.start or m.end == brand.start or linked:
                     pairs.append((m.phrase, brand.name))
         return pairs
 
@@ -117,37 +124,45 @@ def registered_or_named(registry: BrandRegistry | None, brand_field: str | None,
 
 
 def impossible_price(cfg: CounterfeitConfig, levels_cfg: LevelsConfig, levels: ComparableLevels, currency: str,
-                     brand: str, words: frozenset[str], price: float) -> dict[str, Any] | None:
+                     brand: str, words: frozenset[str], price: float,
+                     written: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Evidence that `price` is impossible for genuine goods of `brand`, or None.
 
-    Compared with the cheapest warm group of the brand's comparable items
-    (the brand's items with the same title words); when only the brand as a
-    whole is warm, the price must also be below the lowest price genuine
-    goods of the brand were seen at (a cheaper line of the brand is not a copy).
+    Compared with the most specific warm group of the brand's comparable
+    items (the brand's items with the same kind-of-product words). When only the brand as a
+    whole is warm, its other product lines say little about this one (a key
+    charm next to its bags), so the price must also be below the lowest
+    price genuine goods of the brand were seen at, and no more than
+    `generic_price_ratio` times what no-name comparable items cost: a copy
+    sells at a no-name price, a cheaper line of the brand above it.
     """
-    warm = levels.warm(levels_cfg, currency, [brand_word_group(brand, w) for w in words], price)
+    warm = comparable_groups(levels_cfg, levels, currency, brand, words, price) or []
     whole_brand = not warm
     if whole_brand:
         warm = levels.warm(levels_cfg, currency, [brand_group(brand)], price)
     if not warm:
         return None
-    reference = min(warm, key=lambda d: d.level_price)
+    reference = most_specific(warm, prefer_expensive=False)
     if (-reference.z < cfg.impossible_price_z
             or not reference.surely_below(cfg.impossible_price_ratio, levels_cfg.level_certainty)):
         return None
-    evidence = {**reference.evidence(), "brand_price_ratio": round(reference.ratio, 3),
+    evidence = {**reference.evidence(written), "brand_price_ratio": round(reference.ratio, 3),
                 "threshold_price_ratio": cfg.impossible_price_ratio, "threshold_z": cfg.impossible_price_z}
     if whole_brand:
         lowest = levels.lowest(currency, brand_group(brand))
-        if lowest is None or price >= lowest:
+        generic = levels.warm(levels_cfg, currency, [word_group(w) for w in words], price)
+        no_name = most_specific(generic, prefer_expensive=True) if generic else None
+        if lowest is None or price >= lowest or no_name is None or no_name.ratio > cfg.generic_price_ratio:
             return None
-        evidence["brand_lowest_genuine_price"] = round(lowest, 2)
+        evidence.update({"brand_lowest_genuine_price": round(lowest, 2),
+                         "no_name_going_rate": round(no_name.level_price, 2),
+                         "ratio_to_no_name_items": round(no_name.ratio, 3)})
     return evidence
 
 
 def judge(cfg: CounterfeitConfig, wording: Wording, levels_cfg: LevelsConfig, market: CategoryMarket,
           registry: BrandRegistry | None, title: str, brand_field: str | None, brand: str,
-          words: frozenset[str], currency: str, price: float) -> dict[str, dict[str, Any]]:
+          words: frozenset[str], written: dict[str, str], currency: str, price: float) -> dict[str, dict[str, Any]]:
     """Counterfeit findings for one listing state (empty when clean)."""
     mentions = brands_in(title, registry, market, cfg.min_brand_listings)
     findings: dict[str, dict[str, Any]] = {}
@@ -167,7 +182,7 @@ def judge(cfg: CounterfeitConfig, wording: Wording, levels_cfg: LevelsConfig, ma
             findings["replica_wording"] = {"brand_matched": name, "brand_registered": name in _registered(registry),
                                            "replica_terms": [term]}
     if brand:
-        impossible = impossible_price(cfg, levels_cfg, market.levels, currency, brand, words, price)
+        impossible = impossible_price(cfg, levels_cfg, market.levels, currency, brand, words, price, written)
         if impossible is not None:
             findings["impossible_price"] = {"brand_matched": named[0] if named else brand, **impossible}
     return findings

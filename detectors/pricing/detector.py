@@ -20,7 +20,7 @@ from detectors.pricing import counterfeit, discount, gouging
 from detectors.pricing.counterfeit import CounterfeitConfig, Wording
 from detectors.pricing.discount import DiscountConfig
 from detectors.pricing.gouging import GougingConfig
-from detectors.pricing.levels import LevelsConfig, brand_key, groups_of, money, title_words
+from detectors.pricing.levels import LevelsConfig, brand_key, groups_of, money, title_words, written_words
 from detectors.pricing.market import BrandRegistry, CategoryMarket, ListingRecord, PricePoint
 from detectors.registry import register
 from pipeline.contract.events import BrandRegistered, ListingCreated, ListingUpdated, ListingUpserted
@@ -117,7 +117,7 @@ class Pricing:
         at = record.add(PricePoint(event.ts, event.price, event.original_price, event.stock), self._keep_ms,
                         cfg.history_points)
         brand, words = brand_key(event.brand), title_words(event.title, event.brand)
-        findings = self._judge(market, shared, record, at, event, brand, words)
+        findings = self._judge(market, shared, record, at, event, brand, words, written_words(event.title))
         if not any(findings.values()):
             self._learn(market, record, at, event, brand, words)
             return market, []
@@ -136,15 +136,16 @@ class Pricing:
         return True
 
     def _judge(self, market: CategoryMarket, registry: BrandRegistry | None, record: ListingRecord, at: int,
-               event: ListingUpserted, brand: str, words: frozenset[str]) -> dict[str, dict[str, Any]]:
+               event: ListingUpserted, brand: str, words: frozenset[str],
+               written: dict[str, str]) -> dict[str, dict[str, Any]]:
         cfg, levels = self.config, market.levels
         return {
             gouging.VIOLATION_TYPE: gouging.judge(cfg.price_gouging, cfg.levels, levels, record, at,
-                                                  event.currency, brand, words),
+                                                  event.currency, brand, words, written),
             discount.VIOLATION_TYPE: discount.judge(cfg.fake_discount, cfg.levels, levels, record, at,
-                                                    event.currency, brand, words),
+                                                    event.currency, brand, words, written),
             counterfeit.VIOLATION_TYPE: counterfeit.judge(cfg.counterfeit_listing, self.wording, cfg.levels, market,
-                                                          registry, event.title, event.brand, brand, words,
+                                                          registry, event.title, event.brand, brand, words, written,
                                                           event.currency, discount.asking_price(cfg.fake_discount,
                                                                                                 record, at)),
         }
@@ -173,10 +174,13 @@ class Pricing:
         for finding in findings.values():
             evidence.update(finding)
         detector, confidence, why = _EXPLAIN[vtype](self.config, event, findings, evidence)
+        # A late event may complete the evidence of a price shown after it: dated at that price.
+        judged = max((f.get("price_point_ts", event.ts) for f in findings.values()), default=event.ts)
+        found_at = max(event.ts, judged)
         return Signal(
             actor=record.actor, violation_type=vtype, detector=detector,
             subject=f"{event.listing_id}:{'+'.join(sorted(findings))}",
-            detected_at=event.ts, window_start=event.ts, window_end=event.ts,
+            detected_at=found_at, window_start=judged, window_end=found_at,
             confidence=clamp01(confidence), evidence=evidence, explanation=why,
         )
 

@@ -74,19 +74,33 @@ def asking_price(cfg: DiscountConfig, record: ListingRecord, at: int) -> float:
 
 
 def judge(cfg: DiscountConfig, levels_cfg: LevelsConfig, levels: ComparableLevels, record: ListingRecord, at: int,
-          currency: str, brand: str, words: frozenset[str]) -> dict[str, dict[str, Any]]:
-    """Fake-discount findings for the price point at `at` of a listing (empty when clean or judged before)."""
+          currency: str, brand: str, words: frozenset[str], written: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Fake-discount findings for the price point at `at` of a listing (empty when clean or judged before).
+
+    A point that arrives late may be the missing history of a discount shown
+    after it (a creation delivered after the first update): that discount is
+    judged again with the history now known.
+    """
+    found = _judge_point(cfg, levels_cfg, levels, record, at, currency, brand, words, written, again=False)
+    if not found and at + 1 < len(record.points):
+        found = _judge_point(cfg, levels_cfg, levels, record, at + 1, currency, brand, words, written, again=True)
+    return found
+
+
+def _judge_point(cfg: DiscountConfig, levels_cfg: LevelsConfig, levels: ComparableLevels, record: ListingRecord,
+                 at: int, currency: str, brand: str, words: frozenset[str], written: dict[str, str],
+                 again: bool) -> dict[str, dict[str, Any]]:
     point = record.points[at]
     if point.was is None or point.price > point.was * (1.0 - cfg.min_discount):
         return {}
     claim = (point.price, point.was)
-    if claim == record.last_claim:
+    if claim == record.last_claim and not again:
         return {}  # the same discount shown again (a restock, a new title): judged already
     record.last_claim = claim
     window_ms, hold_ms = int(cfg.reference_window_days * DAY_MS), int(cfg.min_hold_seconds * 1000)
     reference = record.lowest_regular(point.ts, window_ms, hold_ms)
-    common = {"price": point.price, "was_price": point.was,
-              "discount": round(1.0 - point.price / point.was, 3), "reference_window_days": cfg.reference_window_days}
+    common = {"price": point.price, "was_price": point.was, "discount": round(1.0 - point.price / point.was, 3),
+              "reference_window_days": cfg.reference_window_days, "price_point_ts": point.ts}
     if reference is not None:
         lowest, since = reference
         if point.was > cfg.was_tolerance * lowest:
@@ -102,8 +116,10 @@ def judge(cfg: DiscountConfig, levels_cfg: LevelsConfig, levels: ComparableLevel
                 **common, "lowest_recent_price": lowest, "was_over_lowest": round(point.was / lowest, 3),
                 "min_hold_seconds": cfg.min_hold_seconds, "history_complete": record.complete}}
         return {}
+    if again:
+        return {}  # nothing new to say about comparable items
     far = far_above(levels_cfg, levels, currency, brand, words, point.was, cfg.far_above_ratio, cfg.far_above_z,
-                    cfg.far_above_category_ratio, prefix="was_price_")
+                    cfg.far_above_category_ratio, prefix="was_price_", written=written)
     if far is None:
         return {}
     return {"was_far_above_comparable_items": {**common, **far}}

@@ -4,8 +4,9 @@ Comparable means the same kind of product (`levels.py`): a listing is held to
 the most expensive group of comparable items its title and brand put it in,
 so a legitimately expensive product type in a cheap category (a standing desk
 among candles) is compared with other desks, and a premium brand with itself.
-A title the category has not seen the like of, or a brand whose own level is
-still cold, is not judged against a going rate at all (precision first). A
+A title with a word the category has not seen enough of, or a brand whose
+items like this one are still few, is not judged against a going rate at
+all (precision first). A
 return to a price the listing really charged (the end of a sale) is never a
 raise.
 """
@@ -17,7 +18,7 @@ from typing import Any
 import msgspec
 
 from detectors.pricing.levels import (
-    ALL, ComparableLevels, Deviation, LevelsConfig, brand_group, brand_word_group, in_stock, word_group,
+    ALL, ComparableLevels, Deviation, LevelsConfig, comparable_groups, in_stock, most_specific,
 )
 from detectors.pricing.market import ListingRecord, PricePoint
 
@@ -41,7 +42,7 @@ class GougingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         How far back a listing's own prices count as its recent prices.
     far_above_ratio, far_above_z
         Far above comparable items: at least this many times the going rate of
-        the most expensive group of comparable items the listing belongs to,
+        the most specific group of comparable items the listing belongs to,
         and at least this many robust standard deviations above it.
     far_above_category_ratio
         And at least this many times the category's going rate, so a noisy
@@ -71,7 +72,7 @@ def steep_raise(cfg: GougingConfig, points: list[PricePoint], at: int) -> dict[s
     if ends_a_sale(points, at):
         return None
     return {"recent_price": previous.price, "recent_price_ts": previous.ts, "recent_high": highest,
-            "raised_price": price, "raised_at": ts, "raise_ratio": round(price / previous.price, 3),
+            "raised_price": price, "raised_at": ts, "price_point_ts": ts, "raise_ratio": round(price / previous.price, 3),
             "raised_stock": stock, "threshold_raise_ratio": cfg.raise_ratio,
             "threshold_over_recent_high": cfg.raise_over_recent_high,
             "lookback_seconds": cfg.raise_lookback_seconds}
@@ -91,26 +92,21 @@ def ends_a_sale(points: list[PricePoint], at: int) -> bool:
 
 def comparable_reference(levels_cfg: LevelsConfig, levels: ComparableLevels, currency: str, brand: str,
                          words: frozenset[str], price: float) -> Deviation | None:
-    """`price` against the most expensive warm group of comparable items the listing belongs to, or None.
+    """`price` against the most specific group of comparable items the listing belongs to, or None.
 
-    A branded listing is compared with its brand's items (with the same title
-    words if that group is warm, else the whole brand); a cold brand is not
-    compared at all (it may be premium). An unbranded listing is compared with
-    the items sharing its title words, once enough of those words are warm.
+    Comparable items are its brand's items (or, unbranded, the category's)
+    sharing the words of its title that name a kind of product
+    (`levels.comparable_groups`). A word the category has not seen enough of
+    may name a new, expensive product type (the first desks among candles),
+    and a brand as a whole mixes its product lines: neither is compared.
     """
-    if brand:
-        warm = levels.warm(levels_cfg, currency, [brand_word_group(brand, w) for w in words], price)
-        warm = warm or levels.warm(levels_cfg, currency, [brand_group(brand)], price)
-    else:
-        warm = levels.warm(levels_cfg, currency, [word_group(w) for w in words], price)
-        if not words or len(warm) < levels_cfg.min_known_words * len(words):
-            return None
-    return max(warm, key=lambda d: d.level_price) if warm else None
+    groups = comparable_groups(levels_cfg, levels, currency, brand, words, price)
+    return most_specific(groups, prefer_expensive=True) if groups else None
 
 
 def far_above(levels_cfg: LevelsConfig, levels: ComparableLevels, currency: str, brand: str,
               words: frozenset[str], price: float, ratio: float, z: float, category_ratio: float,
-              prefix: str = "") -> dict[str, Any] | None:
+              prefix: str = "", written: dict[str, str] | None = None) -> dict[str, Any] | None:
     """Evidence that `price` is far above comparable items (at least `ratio` times, `z` spreads), or None."""
     reference = comparable_reference(levels_cfg, levels, currency, brand, words, price)
     if reference is None or reference.z < z or not reference.surely_above(ratio, levels_cfg.level_certainty):
@@ -118,14 +114,14 @@ def far_above(levels_cfg: LevelsConfig, levels: ComparableLevels, currency: str,
     category = levels.deviation(levels_cfg, currency, ALL, price)
     if category is None or not category.surely_above(category_ratio, levels_cfg.level_certainty):
         return None
-    return {**{prefix + k: v for k, v in reference.evidence().items()},
+    return {**{prefix + k: v for k, v in reference.evidence(written).items()},
             f"{prefix}category_going_rate": round(category.level_price, 2),
             "threshold_far_above_ratio": ratio, "threshold_far_above_z": z,
             "threshold_far_above_category_ratio": category_ratio}
 
 
 def judge(cfg: GougingConfig, levels_cfg: LevelsConfig, levels: ComparableLevels, record: ListingRecord, at: int,
-          currency: str, brand: str, words: frozenset[str]) -> dict[str, dict[str, Any]]:
+          currency: str, brand: str, words: frozenset[str], written: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Price gouging findings for the price point at `at` of a listing (empty when clean)."""
     points = record.points
     findings: dict[str, dict[str, Any]] = {}
@@ -137,7 +133,7 @@ def judge(cfg: GougingConfig, levels_cfg: LevelsConfig, levels: ComparableLevels
         findings["sudden_raise"] = raised
     if not ends_a_sale(points, at):
         far = far_above(levels_cfg, levels, currency, brand, words, points[at].price, cfg.far_above_ratio,
-                        cfg.far_above_z, cfg.far_above_category_ratio)
+                        cfg.far_above_z, cfg.far_above_category_ratio, written=written)
         if far is not None:
-            findings["far_above_comparable_items"] = far
+            findings["far_above_comparable_items"] = {**far, "price_point_ts": points[at].ts}
     return findings

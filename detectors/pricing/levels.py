@@ -10,13 +10,12 @@ candle are both "home", and a premium brand's tote and a no-name tote are both
 - `*`             every listing of the category.
 
 A group's level is the median and the robust spread (MAD) of its recent log
-prices (`PriceLevel`). A listing is judged against the groups of its own
-title and brand that are warm (enough observations), picking the reading
-that is *least* favourable to a finding: to call a price far above the going
-rate, the most expensive group it belongs to; to call it impossibly low for a
-brand, the cheapest. No group judges before it is warm, and nothing flagged
-is learned (score first, then learn), so abusers cannot drag a level towards
-themselves.
+prices (`PriceLevel`). A listing is judged against the most specific warm
+group its title and brand put it in (`comparable_groups`, `most_specific`):
+the narrowest spread of prices says which items are really the same kind of
+product. No group judges before it is warm, a title with words the category
+does not know is not judged at all, and nothing flagged is learned (score
+first, then learn), so abusers cannot drag a level towards themselves.
 """
 
 from __future__ import annotations
@@ -66,6 +65,16 @@ def title_words(title: str, brand: str | None) -> frozenset[str]:
                      if len(k) > 1 and k != CLAUSE_BREAK and not token.isdigit() and k not in brand_keys)
 
 
+def written_words(title: str) -> dict[str, str]:
+    """Each matching key of a title -> the word as the title writes it (for evidence people read).
+
+    >>> written_words("Soft Blanket - Black")["bianket"]
+    'blanket'
+    """
+    norm = normalized(title)
+    return {k: token for token, k in zip(norm.tokens, norm.keys) if k != CLAUSE_BREAK}
+
+
 def word_group(word: str) -> str:
     return f"w:{word}"
 
@@ -99,9 +108,15 @@ class LevelsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         errors less favourable (and its spread this many standard errors
         wider), so a level learned from few prices judges only what is clear.
     min_known_words
-        Share of a title's product words that must belong to warm groups before
-        its unbranded price is judged: a title the category has not seen the
-        like of is nobody's comparable item.
+        Share of a title's words the category must know (warm word groups)
+        before the listing is judged against comparable items: a title the
+        category has not seen the like of (a new product type) is nobody's
+        comparable item.
+    attribute_spread_ratio
+        A word whose listings spread over at least this share of the whole
+        category's price spread names no kind of product (a colour, "classic"):
+        it says nothing about what is comparable. The other words do, and the
+        groups of all of them must be warm for a comparison.
     max_groups
         Groups kept per category and currency, least recently used dropped first.
     """
@@ -113,6 +128,7 @@ class LevelsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_log_spread: float
     level_certainty: float
     min_known_words: float
+    attribute_spread_ratio: float
     max_groups: int
 
 
@@ -212,10 +228,13 @@ class Deviation:
         """At most `ratio` times the level even if the level is `certainty` standard errors too high."""
         return self.log_ratio + self._margin(certainty) <= math.log(ratio)
 
-    def evidence(self) -> dict[str, Any]:
-        """What a reviewer needs to check the comparison: which items, their going rate, how far off."""
+    def evidence(self, written: dict[str, str] | None = None) -> dict[str, Any]:
+        """What a reviewer needs to check the comparison: which items, their going rate, how far off.
+
+        `written` gives the title's own spelling of the group's words (`written_words`).
+        """
         return {
-            "compared_with": describe_group(self.group),
+            "compared_with": describe_group(self.group, written),
             "going_rate": round(self.level_price, 2),
             "ratio_to_going_rate": round(self.ratio, 3),
             "robust_z": round(self.z, 2),
@@ -224,13 +243,21 @@ class Deviation:
         }
 
 
-def describe_group(group: str) -> str:
-    """A group key in words, for evidence and explanations.
+def describe_group(group: str, written: dict[str, str] | None = None) -> str:
+    """A group key in words, for evidence and explanations (words spelled as `written` has them).
 
     >>> describe_group("w:vase"), describe_group("bw:luma|tote"), describe_group("*")
     ("listings with 'vase' in the title", "luma listings with 'tote' in the title", 'every listing of the category')
+    >>> describe_group("w:bianket", {"bianket": "blanket"})
+    "listings with 'blanket' in the title"
     """
+    written = written or {}
     kind, _, rest = group.partition(":")
+    if kind == "bw":
+        brand, _, word = rest.partition("|")
+        rest = f"{brand}|{written.get(word, word)}"
+    elif kind == "w":
+        rest = written.get(rest, rest)
     if kind == "w":
         return f"listings with '{rest}' in the title"
     if kind == "b":
@@ -282,6 +309,40 @@ class ComparableLevels:
 
     def __len__(self) -> int:
         return len(self.levels)
+
+
+def comparable_groups(cfg: LevelsConfig, levels: ComparableLevels, currency: str, brand: str,
+                      words: frozenset[str], price: float) -> list[Deviation] | None:
+    """`price` against the warm groups of comparable items a listing belongs to, or None when it has none.
+
+    The category (or, for a branded listing, the brand) must know the title's
+    words (`min_known_words`): a word it has not seen enough of may name a
+    new, expensive kind of product (the first "Modern Desk - Black" among
+    candles). The known words that name a
+    kind of product (`attribute_spread_ratio`: not a colour or "classic") say
+    which items are comparable: the category's items with those words, or
+    for a branded listing the brand's own items with them (a brand as a
+    whole mixes its product lines).
+    """
+    generic = levels.warm(cfg, currency, [word_group(w) for w in words], price)
+    own = levels.warm(cfg, currency, [brand_word_group(brand, w) for w in words], price) if brand else []
+    known = {d.group[2:] for d in generic} | {d.group.rpartition("|")[2] for d in own}
+    if not words or len(known) < cfg.min_known_words * len(words):
+        return None
+    category = levels.deviation(cfg, currency, ALL, price)
+    wide = cfg.attribute_spread_ratio * (category.spread if category is not None else math.inf)
+    if not brand:
+        return [d for d in generic if d.spread < wide] or None
+    kinds = {d.group.rpartition("|")[2] for d in own if d.spread < wide}
+    return [d for d in own if d.group.rpartition("|")[2] in kinds] or None
+
+
+def most_specific(groups: list[Deviation], prefer_expensive: bool) -> Deviation:
+    """The group of comparable items that says most about this kind of product: the narrowest spread
+    of prices (a vase, not everything ceramic); among equals the more expensive (`prefer_expensive`)
+    or the cheaper one, then by name, so the choice never depends on the order of a set."""
+    sign = -1.0 if prefer_expensive else 1.0
+    return min(groups, key=lambda d: (round(d.spread, 3), sign * d.level_price, d.group))
 
 
 def groups_of(brand: str, words: frozenset[str]) -> list[str]:

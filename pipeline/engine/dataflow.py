@@ -202,12 +202,21 @@ class FeatureBatch(NamedTuple):
 
 
 def detect_shard(ctx: JobContext, stage: str) -> Callable[[Any], DetectShard]:
-    """A shard of the `detect` stage, or of the `shops` stage (whose duplicates were counted in the first)."""
+    """A shard of the `detect` stage, or of the `shops` stage.
+
+    The shops stage joins two paths (listing events straight from the input,
+    claims forwarded by the first stage) that reach it in no fixed order, so
+    nothing there is ever too late: a listing's price history is kept in event
+    time, and its wakes wait the allowed lateness. Its duplicates and late
+    events were counted in the first stage.
+    """
     job, detectors = ctx.config.job, registry().build(ctx.config.detectors)
+    lateness = ctx.ms(job.allowed_lateness_seconds)
+    first = stage == "detect"
     return lambda state: DetectShard(
-        detectors, ctx.policy, ctx.metrics, allowed_lateness_ms=ctx.ms(job.allowed_lateness_seconds),
+        detectors, ctx.policy, ctx.metrics, allowed_lateness_ms=lateness if first else 2**62,
         dedupe_horizon_ms=ctx.ms(job.dedupe_horizon_seconds), idle_eviction_ms=ctx.ms(job.idle_eviction_seconds),
-        shards=job.shards, stage=stage, count_skipped=stage == "detect", resume=state)
+        shards=job.shards, stage=stage, count_skipped=first, wake_delay_ms=0 if first else lateness, resume=state)
 
 
 def feature_shard(ctx: JobContext) -> Callable[[Any], FeatureShard]:

@@ -111,11 +111,15 @@ class DetectShard(PlainShard):
     the `Forward`ed items of the first). Besides violations and dead letters
     the shard emits `(shop key, (read_ms, [item]))` groups for `Forward`s.
     `count_skipped` False: duplicates and late events were counted upstream.
+    A `Wake` due at `at` fires once the shard's event time passes `at +
+    wake_delay_ms` (late evidence has arrived by then); the detector still
+    judges as of `at`.
     """
 
     def __init__(self, detectors: Iterable[tuple[Registration, Any]], policy: Policy, metrics: Metrics, *,
                  allowed_lateness_ms: int, dedupe_horizon_ms: int, idle_eviction_ms: int, shards: int,
-                 stage: str = "detect", count_skipped: bool = True, resume: DetectState | None = None) -> None:
+                 stage: str = "detect", count_skipped: bool = True, wake_delay_ms: int = 0,
+                 resume: DetectState | None = None) -> None:
         detectors = list(detectors)
         self.detectors = {d.name: d for _, d in detectors}
         self.policy = policy
@@ -125,6 +129,7 @@ class DetectShard(PlainShard):
         self.shards = shards
         self.stage = stage
         self.count_skipped = count_skipped
+        self.wake_delay_ms = wake_delay_ms
         self.state = resume or DetectState(EventClock(dedupe_horizon_ms, allowed_lateness_ms))
         states = self.state.detector_states
         for name in self.detectors:  # a detector added since the snapshot starts empty
@@ -180,8 +185,10 @@ class DetectShard(PlainShard):
                 states.put(entity, new_state, event.ts)
                 if found:
                     self._handle(detector, entity, found, out, read_ms)
-        if self.state.wakes and self.state.wakes[0][0] <= clock.watermark:
-            self._wake_until(clock.watermark, out, read_ms)
+        # A wake is due at `at` but fires once late evidence of up to `wake_delay_ms` has had time to arrive.
+        ready_until = clock.watermark - self.wake_delay_ms
+        if self.state.wakes and self.state.wakes[0][0] <= ready_until:
+            self._wake_until(ready_until, out, read_ms)
         if clock.sweep_due():
             self._sweep()
 

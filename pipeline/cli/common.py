@@ -46,6 +46,8 @@ _OVERRIDES = {
     "hours": "source.simulator.hours",
     "scale": "source.simulator.scale",
     "speedup": "source.simulator.speedup",
+    "world": "source.simulator.world",
+    "start": "source.simulator.start",
     "recovery_dir": "recovery.dir",
     "policy": "policy_path",
 }

@@ -87,7 +87,7 @@ from simulator.timeline import EXTRA, HOUR, Timeline, deliver, paced
 from simulator.world import DEFAULT_WORLD, WORLDS, World, load_world
 
 __all__ = ["SimConfig", "iter_events", "labels", "hard_negatives", "write", "paced", "VIOLATION_TYPES",
-           "SCENARIOS", "WORLDS", "load_world", "brand_registrations"]
+           "SCENARIOS", "WORLDS", "load_world", "brand_registrations", "DEFAULT_START_TS"]
 
 DEFAULT_START_TS = 1793491200000  # 2026-11-01T00:00:00Z in ms
 

@@ -48,6 +48,7 @@ _OVERRIDES = {
     "speedup": "source.simulator.speedup",
     "world": "source.simulator.world",
     "start": "source.simulator.start",
+    "feedback": "source.simulator.feedback",
     "recovery_dir": "recovery.dir",
     "policy": "policy_path",
 }

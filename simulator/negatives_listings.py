@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 from simulator.catalog import image_hash, listing_title
 from simulator.market import Market, lower_price, start_sale
@@ -110,29 +111,40 @@ def premium_brand_sellers(pop: Population) -> Plan:
 # ---- newer look-alikes: played by actors cast for them (`extra`, so the older stream stays as it was) ----
 
 
+def newcomer_posts(pop: Population, scenario: str, i: int, count: tuple[int, int], gaps: tuple[int, int],
+                   make_post: Callable[[Seller, random.Random], Callable[[Market, int], None]],
+                   span: int = HOUR) -> Plan:
+    """A seller cast for the scenario publishes `count` listings `gaps` minutes apart within `span`;
+    `make_post(seller, rng)` returns what publishes the k-th one."""
+    rng = pop.rng("negative", scenario, i)
+    seller = pop.add_seller(extra=True)
+    times = paced_times(rng, pop.window.pick_start(rng, pop.window.fit(span)), rng.randint(*count), gaps)
+    post = make_post(seller, pop.rng("negative-run", scenario, i))
+    return Plan(hard_negatives=[HardNegative(seller.ref, scenario)], scripts=[(times[0], every(times, post))])
+
+
 def expensive_product_type(pop: Population, who: HonestVolunteers, i: int) -> Plan:
     """A specialist lists 2-5 items of a product type several times its category's going rate (a standing
     desk among home goods), at that type's own going rate."""
     world = pop.world
-    rng = pop.rng("negative", "expensive_product_type", i)
-    seller = pop.add_seller(extra=True)
-    pricey = [c for c in world.categories if c.specialist_types]
-    own = [c for c in pricey if c.name in seller.categories]
-    category = rng.choice(own or pricey)
-    product_type = rng.choice(category.specialist_types)
-    times = paced_times(rng, pop.window.pick_start(rng, pop.window.fit(HOUR)), rng.randint(2, 5), (2, 20))
-    run_rng = pop.rng("negative-run", "expensive_product_type", i)
-    brands = [b for c, b, _ in seller.brands if c == category.name] or [None]
 
-    def specialist_listing(m: Market, k: int) -> None:
-        brand = run_rng.choice(brands)
-        title = listing_title(run_rng, world, category, brand, product_type)
-        rate = category.going_rate * category.factor(product_type)
-        price = m.tag(rate * math.exp(category.sigma(product_type, 0.2) * max(-1.5, min(1.5, run_rng.gauss(0, 1)))))
-        publish_titled(m, seller, title, category.name, price, run_rng, brand, product_type.name)
+    def make_post(seller: Seller, rng: random.Random) -> Callable[[Market, int], None]:
+        pricey = [c for c in world.categories if c.specialist_types]
+        category = rng.choice([c for c in pricey if c.name in seller.categories] or pricey)
+        product_type = rng.choice(category.specialist_types)
+        brands = [b for c, b, _ in seller.brands if c == category.name] or [None]
 
-    return Plan(hard_negatives=[HardNegative(seller.ref, "expensive_product_type")],
-                scripts=[(times[0], every(times, specialist_listing))])
+        def specialist_listing(m: Market, k: int) -> None:
+            brand = rng.choice(brands)
+            title = listing_title(rng, world, category, brand, product_type)
+            rate = category.going_rate * category.factor(product_type)
+            spread = max(-1.5, min(1.5, rng.gauss(0, 1)))
+            price = m.tag(rate * math.exp(category.sigma(product_type, 0.2) * spread))
+            publish_titled(m, seller, title, category.name, price, rng, brand, product_type.name)
+
+        return specialist_listing
+
+    return newcomer_posts(pop, "expensive_product_type", i, (2, 5), (2, 20), make_post)
 
 
 def genuine_sale_after_history(pop: Population, who: HonestVolunteers, i: int) -> Plan:
@@ -162,21 +174,19 @@ def genuine_sale_after_history(pop: Population, who: HonestVolunteers, i: int) -
 def authorized_reseller(pop: Population, who: HonestVolunteers, i: int) -> Plan:
     """An everyday shop that also stocks 2-4 protected-brand items, at the brand's going rate."""
     world = pop.world
-    rng = pop.rng("negative", "authorized_reseller", i)
-    seller = pop.add_seller(extra=True)
-    times = paced_times(rng, pop.window.pick_start(rng, pop.window.fit(HOUR)), rng.randint(2, 4), (3, 25))
-    run_rng = pop.rng("negative-run", "authorized_reseller", i)
 
-    def branded_listing(m: Market, k: int) -> None:
-        category = world.category[run_rng.choice(world.premium_categories)]
-        brand, rate = run_rng.choice(world.premium[category.name])
-        product_type = category.pick_type(run_rng)
-        title = listing_title(run_rng, world, category, brand, product_type)
-        price = m.tag(rate * category.factor(product_type) * run_rng.lognormvariate(0.0, 0.15))
-        publish_titled(m, seller, title, category.name, price, run_rng, brand, product_type.name)
+    def make_post(seller: Seller, rng: random.Random) -> Callable[[Market, int], None]:
+        def branded_listing(m: Market, k: int) -> None:
+            category = world.category[rng.choice(world.premium_categories)]
+            brand, rate = rng.choice(world.premium[category.name])
+            product_type = category.pick_type(rng)
+            title = listing_title(rng, world, category, brand, product_type)
+            price = m.tag(rate * category.factor(product_type) * rng.lognormvariate(0.0, 0.15))
+            publish_titled(m, seller, title, category.name, price, rng, brand, product_type.name)
 
-    return Plan(hard_negatives=[HardNegative(seller.ref, "authorized_reseller")],
-                scripts=[(times[0], every(times, branded_listing))])
+        return branded_listing
+
+    return newcomer_posts(pop, "authorized_reseller", i, (2, 4), (3, 25), make_post)
 
 
 def brand_outlet_clearance(pop: Population, who: HonestVolunteers, i: int) -> Plan:
@@ -242,38 +252,34 @@ def modest_raise_in_demand(pop: Population, who: HonestVolunteers, i: int) -> Pl
 
 def colour_variants_listing(pop: Population, who: HonestVolunteers, i: int) -> Plan:
     """One product listed in 4-7 colours within minutes: titles differ by the colour, each has its own photo."""
-    world = pop.world
-    rng = pop.rng("negative", "colour_variants_listing", i)
-    seller = pop.add_seller(extra=True)
-    count = rng.randint(4, 7)
-    times = paced_times(rng, pop.window.pick_start(rng, pop.window.fit(30 * MINUTE)), count, (0, 3))
-    colours = rng.sample(world.titles.colors, min(count, len(world.titles.colors)))
-    run_rng = pop.rng("negative-run", "colour_variants_listing", i)
-    base: list[Listing] = []
+    colours = pop.world.titles.colors
 
-    def variant(m: Market, k: int) -> None:
-        if not base:
-            base.append(m.ordinary_listing(seller, run_rng))
-        model = base[0]
-        title = f"{model.title.partition(' - ')[0].partition(' (')[0]} - {colours[k % len(colours)]}"
-        publish_titled(m, seller, title, model.category, model.price, run_rng, model.brand, model.product_type)
+    def make_post(seller: Seller, rng: random.Random) -> Callable[[Market, int], None]:
+        shades = rng.sample(colours, len(colours))
+        model: list[Listing] = []
 
-    return Plan(hard_negatives=[HardNegative(seller.ref, "colour_variants_listing")],
-                scripts=[(times[0], every(times, variant))])
+        def variant(m: Market, k: int) -> None:
+            if not model:
+                model.append(m.ordinary_listing(seller, rng))
+            base = model[0]
+            title = f"{base.title.partition(' - ')[0].partition(' (')[0]} - {shades[k % len(shades)]}"
+            publish_titled(m, seller, title, base.category, base.price, rng, base.brand, base.product_type)
+
+        return variant
+
+    return newcomer_posts(pop, "colour_variants_listing", i, (4, 7), (0, 3), make_post, span=30 * MINUTE)
 
 
 def innocent_lookalike_words(pop: Population, who: HonestVolunteers, i: int) -> Plan:
     """1-3 honest listings whose titles contain a banned-sounding word ("glue gun", "ivory throw")."""
     world = pop.world
-    rng = pop.rng("negative", "innocent_lookalike_words", i)
-    seller = pop.add_seller(extra=True)
-    times = paced_times(rng, pop.window.pick_start(rng, pop.window.fit(HOUR)), rng.randint(1, 3), (5, 30))
-    run_rng = pop.rng("negative-run", "innocent_lookalike_words", i)
 
-    def lookalike(m: Market, k: int) -> None:
-        item = run_rng.choice(world.wording.lookalike_titles)
-        rate = world.category[item.category].going_rate
-        publish_titled(m, seller, item.title, item.category, m.tag(rate * run_rng.lognormvariate(0.0, 0.3)), run_rng)
+    def make_post(seller: Seller, rng: random.Random) -> Callable[[Market, int], None]:
+        def lookalike(m: Market, k: int) -> None:
+            item = rng.choice(world.wording.lookalike_titles)
+            rate = world.category[item.category].going_rate
+            publish_titled(m, seller, item.title, item.category, m.tag(rate * rng.lognormvariate(0.0, 0.3)), rng)
 
-    return Plan(hard_negatives=[HardNegative(seller.ref, "innocent_lookalike_words")],
-                scripts=[(times[0], every(times, lookalike))])
+        return lookalike
+
+    return newcomer_posts(pop, "innocent_lookalike_words", i, (1, 3), (5, 30), make_post)

@@ -34,7 +34,7 @@ from typing import Literal
 import msgspec
 
 from pipeline.errors import ConfigError, join_key, validation_message
-from simulator.tactics import KNOBS, SCENARIOS, VARIANTS, VIOLATION_TYPES
+from simulator.tactics import KNOBS, VARIANTS, VIOLATION_TYPES
 
 WORLDS_DIR = Path(__file__).resolve().parent / "worlds"
 WORLDS = tuple(sorted(p.stem for p in WORLDS_DIR.glob("*.toml")))
@@ -388,50 +388,14 @@ class WorldSpec(_Spec):
 
 @dataclass(frozen=True)
 class World:
-    """A loaded, validated world; its sections are the file's tables."""
+    """A loaded, validated world: its file's tables read through to `spec` (`world.currency`,
+    `world.wording`, ...), plus lookups built from them."""
 
     spec: WorldSpec
     path: Path
 
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def held_out(self) -> bool:
-        return self.spec.held_out
-
-    @property
-    def currency(self) -> Currency:
-        return self.spec.currency
-
-    @property
-    def population(self) -> PopulationSpec:
-        return self.spec.population
-
-    @property
-    def creators(self) -> CreatorSpec:
-        return self.spec.creators
-
-    @property
-    def countries(self) -> Countries:
-        return self.spec.countries
-
-    @property
-    def brands(self) -> Brands:
-        return self.spec.brands
-
-    @property
-    def market(self) -> MarketSpec:
-        return self.spec.market
-
-    @property
-    def titles(self) -> Titles:
-        return self.spec.titles
-
-    @property
-    def wording(self) -> Wording:
-        return self.spec.wording
+    def __getattr__(self, name: str):
+        return getattr(self.spec, name)
 
     @property
     def categories(self) -> tuple[Category, ...]:

@@ -24,6 +24,7 @@ from simulator.scenario import (
     paced_times,
     spread,
     take_over_listing,
+    within,
 )
 from simulator.timeline import MINUTE, Script
 from simulator.world import ProhibitedItem
@@ -235,7 +236,8 @@ def _stepwise_raise(pop: Population, seller: Seller, i: int) -> tuple[int, int, 
     for factor in steps:
         so_far *= factor
     steps.append(rng.uniform(*world.knob(GOUGING, "total_raise")) / so_far)
-    times = paced_times(rng, pop.window.pick_start(rng, pop.window.fit(45 * MINUTE)), len(steps), (5, 15))
+    times = within(paced_times(rng, pop.window.pick_start(rng, pop.window.fit(45 * MINUTE)), len(steps), (5, 15)),
+                   pop.window)
     run_rng = pop.rng("abuse-run", GOUGING, "steps", i)
     taken: list[Listing] = []
 
@@ -292,13 +294,16 @@ def _invented_was_new(m: Market, seller: Seller, rng: random.Random) -> None:
     m.publish(seller, listing)
 
 
-def _raise_then_discount(pop: Population, seller: Seller, i: int, times: list[int]) -> tuple[int, Callable]:
+def _raise_then_discount(pop: Population, seller: Seller, i: int,
+                         times: list[int]) -> tuple[list[int], int, Callable[[Market, int], None]]:
     """Raise a listing's price, hold it briefly, then "discount" back to about the old price with the
-    raised price as the "was" (evidence: the first such discount)."""
+    raised price as the "was" (evidence: the first such discount). Returns the raise times too."""
     rng = pop.rng("abuse", FAKE_DISCOUNT, "raise", i)
     world = pop.world
     holds = [rng.randint(*world.knob(FAKE_DISCOUNT, "raised_minutes")) * MINUTE for _ in times]
     factors = [rng.uniform(*world.knob(FAKE_DISCOUNT, "raise_factor")) for _ in times]
+    squeezed = within(times + [t + hold for t, hold in zip(times, holds, strict=True)], pop.window)
+    raises, discounts = squeezed[:len(times)], squeezed[len(times):]
     run_rng = pop.rng("abuse-run", FAKE_DISCOUNT, "raise", i)
 
     def raise_then_discount(m: Market, k: int) -> None:
@@ -306,9 +311,9 @@ def _raise_then_discount(pop: Population, seller: Seller, i: int, times: list[in
         regular = listing.price
         listing.price = m.tag(regular * factors[k])
         m.republish(seller, listing)
-        m.tl.spawn(_discount_back(m, seller, listing, regular, run_rng), at=m.tl.now + holds[k])
+        m.tl.spawn(_discount_back(m, seller, listing, regular, run_rng), at=discounts[k])
 
-    return min(t + hold for t, hold in zip(times, holds, strict=True)), raise_then_discount
+    return raises, min(discounts), raise_then_discount
 
 
 def _discount_back(m: Market, seller: Seller, listing: Listing, regular: float, rng: random.Random) -> Script:
@@ -327,7 +332,7 @@ def fake_discount(pop: Population, i: int) -> Plan:
     run_rng = pop.rng("abuse-run", FAKE_DISCOUNT, i)
     evidence = times[0]
     if variant == "raise_then_discount":
-        evidence, act = _raise_then_discount(pop, seller, i, times)
+        times, evidence, act = _raise_then_discount(pop, seller, i, times)
     elif variant == "invented_was_new":
         def act(m: Market, k: int) -> None:
             _invented_was_new(m, seller, run_rng)

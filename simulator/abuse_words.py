@@ -42,9 +42,9 @@ def creator_answers(pop: Population, i: int, violation: str, asks: list[str], re
     creator = pop.add_creator()
     spec = planned_live(pop, creator, rng, pop.world.knob(violation, "live_minutes"))
     lines = []
-    for t in times_in_live(pop, spec, rng, rng.randint(1, 3)):
-        lines.append(Scripted(t - 3_000, "viewer_comment", rng.choice(asks)))
-        lines.append(Scripted(t + rng.randint(2_000, 6_000), "host_comment", rng.choice(replies)))
+    for t in times_in_live(pop, spec, rng, rng.randint(1, 3)):  # the answer before its stats tick
+        lines.append(Scripted(t - rng.randint(3_000, 8_000), "viewer_comment", rng.choice(asks)))
+        lines.append(Scripted(t, "host_comment", rng.choice(replies)))
     spec.scripted = tuple(sorted(lines, key=lambda line: line.ts))
     first_reply = min(line.ts for line in lines if line.channel == "host_comment")
     return Plan(labels=[Label(creator.ref, violation, first_reply)],

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from simulator.live import LiveSpec, live_id_for, stats_ticks
 from simulator.market import Market
-from simulator.population import Creator, Listing, Population, Seller
+from simulator.population import Creator, Listing, Population, Seller, Window
 from simulator.price_talk import is_nameable, line_about
 from simulator.timeline import MINUTE, Script
 
@@ -70,6 +70,20 @@ class HonestVolunteers:
 def spread(rng: random.Random, start: int, span: int, n: int) -> list[int]:
     """`n` sorted times in [start, start + span], the first exactly at `start`."""
     return [start] + sorted(start + rng.randint(1, max(1, span)) for _ in range(n - 1))
+
+
+def within(times: list[int], window: Window) -> list[int]:
+    """`times` (the first is the earliest) squeezed towards the first so that all are before the abuse
+    window's end: a short stream gets the same sequence, faster.
+
+    >>> within([0, 10, 30], Window(0, 25)), within([0, 10, 30], Window(0, 10_000))
+    ([0, 7, 22], [0, 10, 30])
+    """
+    last = max(times)
+    if last <= window.abuse_end or last == times[0]:
+        return times
+    factor = max(0.0, window.abuse_end - 1 - times[0]) / (last - times[0])
+    return [times[0] + int((t - times[0]) * factor) for t in times]
 
 
 def paced_times(rng: random.Random, start: int, n: int, gap_minutes: tuple[int, int]) -> list[int]:

@@ -116,8 +116,13 @@ def amounts(text: str, currency: Currency) -> list[float]:
     return [found[at] for at in sorted(found)]
 
 
+def _tokens(text: str) -> list[str]:
+    """Lower-case words, a possessive "'s" left out ("the dog lead's only £8")."""
+    return re.findall(r"[^\W_]+(?:[-'’][^\W_]+)*", re.sub(r"['’]s\b", "", text.lower()))
+
+
 def _words(text: str) -> set[str]:
-    return set(re.findall(r"[^\W_]+(?:[-'’][^\W_]+)*", text.lower()))
+    return set(_tokens(text))
 
 
 def listings_at(events: list[dict], ts: int) -> dict[str, list[dict]]:
@@ -218,7 +223,7 @@ def _counterfeit(world, label, by_actor) -> bool:
 def _prohibited(world, label, by_actor) -> bool:
     event = _evidence_event(label, by_actor, ("listing.created",))
     tails = [part.strip() for item in world.wording.prohibited_items for part in item.template.split("{kw}")
-             if len(part.strip()) >= 3]
+             if len(part.strip()) >= 2]
     return any(tail in event["title"] or tail.capitalize() in event["title"] for tail in tails)
 
 
@@ -268,7 +273,7 @@ def talked_listing(world: World, line: dict, by_actor: dict) -> list[dict] | Non
                    if e["type"] == "live.started" and e["live_id"] == line["live_id"])
     shop = listings_at(by_actor[f"seller:{started['seller_id']}"], line["ts"])
     titles = {listing_id: _words(history[-1]["title"]) for listing_id, history in shop.items()}
-    said = re.findall(r"[^\W_]+(?:[-'’][^\W_]+)*", line["text"].lower())
+    said = _tokens(line["text"])
     named = [listing_id for listing_id, title in titles.items()
              if any(not any(set(run) <= other for other_id, other in titles.items() if other_id != listing_id)
                     for run in _runs(said, title) if len(run) >= 2 or len(run[0]) > 3)]

@@ -7,7 +7,6 @@ runs the default config end to end to pin its size and speed.
 from __future__ import annotations
 
 import collections
-import re
 import statistics
 import time
 import tracemalloc

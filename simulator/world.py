@@ -473,9 +473,11 @@ def _check_tactic(vtype: str, table: dict[str, object]) -> None:
         _check(name in KNOBS[vtype], key, f"unknown knob; expected one of {', '.join(KNOBS[vtype])}")
         default = KNOBS[vtype][name]
         if isinstance(default, tuple):
-            ok = (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
+            kind = int if all(isinstance(v, int) for v in default) else (int, float)  # counts and minutes: ints
+            ok = (isinstance(value, list) and len(value) == 2 and all(isinstance(v, kind) for v in value)
                   and 0 <= value[0] <= value[1])
-            _check(ok, key, f"expected [low, high] with 0 <= low <= high, got {value!r}")
+            what = "whole numbers " if kind is int else ""
+            _check(ok, key, f"expected [low, high], {what}with 0 <= low <= high, got {value!r}")
         else:
             _check(isinstance(value, (int, float)) and value >= 0, key, f"expected a number >= 0, got {value!r}")
 

@@ -55,7 +55,9 @@ BAD_EDITS = [  # (text replaced in home.toml, by, expected part of the error)
     ('{ variants = ["fresh_account_ring"] }', '{ variants = ["fresh_account_ring"], orderz = [1, 2] }',
      "key `tactics.order_brushing.orderz`: unknown knob; expected one of orders, minutes, aged_days"),
     ('{ variants = ["fresh_account_ring"] }', '{ variants = ["fresh_account_ring"], orders = [60, 15] }',
-     "key `tactics.order_brushing.orders`: expected [low, high] with 0 <= low <= high, got [60, 15]"),
+     "key `tactics.order_brushing.orders`: expected [low, high], whole numbers with 0 <= low <= high, got [60, 15]"),
+    ('{ variants = ["fresh_account_ring"] }', '{ variants = ["fresh_account_ring"], minutes = [10.5, 40] }',
+     "key `tactics.order_brushing.minutes`: expected [low, high], whole numbers with 0 <= low <= high"),
     ('category = "home" }', 'category = "garden" }', "is not a category"),
 ]
 

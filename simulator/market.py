@@ -41,6 +41,8 @@ class Market:
         self.buyers: Buyers = population.buyers
         self.currency = population.world.currency.code
         self.tag = population.world.currency.tag  # a raw price -> what a shop puts on the tag
+        self._spec = population.world.market  # read per listing and order: looked up once
+        self._refund_reasons = population.world.wording.refund_reasons
         self._orders_placed = self._extra_orders = 0
 
     def rng(self, *name: object) -> random.Random:
@@ -56,7 +58,7 @@ class Market:
         """A listing of what this seller normally sells: its brand's level x its product type's going rate."""
         category_name, brand, level = rng.choice(seller.brands)
         category = self.world.category[category_name]
-        market = self.world.market
+        market = self._spec
         sigma = market.premium_price_sigma if seller.premium else market.ordinary_sigma_factor * category.price_sigma
         spread = max(-2.0, min(2.0, rng.gauss(0.0, 1.0)))  # shops do not price wildly off their range
         stock = rng.randint(1, 6) if seller.premium else 1 + int(rng.lognormvariate(3.0, 0.8))
@@ -104,10 +106,10 @@ class Market:
         age = b.ages[buyer] + (ts - self.population.window.start) // DAY
         order_id = self.place_order_as(ts, seller, listing, quantity, b.ids[buyer], age, b.devices[buyer],
                                        b.addresses[buyer], b.payments[buyer], creator_id, live_id)
-        if rng.random() < self.world.market.refund_share:
+        if rng.random() < self._spec.refund_share:
             later = ts + 10 * MINUTE + int(rng.lognormvariate(11.3, 0.9))  # median ~1.4 h after the order
             self.refund(later, order_id, seller, b.ids[buyer], round(listing.price * quantity, 2),
-                        rng.choice(self.world.wording.refund_reasons) or None)
+                        rng.choice(self._refund_reasons) or None)
 
     def place_order_as(self, ts: int, seller: Seller, listing: Listing, quantity: int, buyer_id: str,
                        account_age_days: int, device: str, address: str, payment: str,

@@ -77,3 +77,42 @@ def disguise_contact(text: str, style: str, keywords: list[str]) -> str:
             end = at + len(keyword)
             return text[:at] + obfuscate(text[at:end], style) + text[end:]
     return text
+
+
+# ---- the historical constants ---------------------------------------------------------------------
+
+# Words were module constants before worlds existed; they are the `home` world's wording now
+# (`simulator/worlds/home.toml`). Code written against the constants still reads them here.
+_HOME_WORDING = {
+    "HOST_LINES": "host_lines", "HOST_COMMENTS": "host_comments", "VIEWER_COMMENTS": "viewer_comments",
+    "LIVE_TITLES": "live_titles", "LIKE_GOAL_LINES": "like_goal_lines", "FOLLOW_PUSH_LINES": "follow_push_lines",
+    "VIEWER_CONTACT_ASKS": "viewer_contact_asks", "HOST_DECLINES_COMMENTS": "host_declines_comments",
+    "HOST_DECLINES_LINES": "host_declines_lines", "HONEST_HEALTH_LINES": "honest_health_lines",
+    "HONEST_HEALTH_TITLES": "honest_health_titles", "SOLICITATION_HOST_LINES": "solicitation_host_lines",
+    "SOLICITATION_HOST_COMMENTS": "solicitation_host_comments",
+    "SOLICITATION_TITLE_SUFFIXES": "solicitation_title_suffixes", "SOLICITATION_KEYWORDS": "solicitation_keywords",
+    "MISLEADING_HOST_LINES": "misleading_host_lines", "MISLEADING_TITLES": "misleading_titles",
+    "REPLICA_WORDS": "replica_words", "PROHIBITED_ITEMS": "prohibited_items",
+}
+
+
+def __getattr__(name: str):
+    """`phrases.HOST_LINES` and the other historical names: the `home` world's words, as tuples.
+
+    >>> import simulator.phrases as phrases
+    >>> phrases.HONEST_HEALTH_TITLES[0][1], phrases.PROHIBITED_ITEMS[0][:2]
+    ('beauty', ('weapons', 'gun'))
+    """
+    field = _HOME_WORDING.get(name)
+    if field is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from simulator.world import load_world
+
+    return tuple(_as_tuple(item) for item in getattr(load_world("home").wording, field))
+
+
+def _as_tuple(item):
+    """A record of the world file as the tuple the constant held ((title, category), (banned, keyword, ...))."""
+    if isinstance(item, str):
+        return item
+    return tuple(tuple(v) if isinstance(v, list) else v for v in (getattr(item, f) for f in item.__struct_fields__))

@@ -26,6 +26,7 @@ A bad file fails at load time with one line naming the file and the key
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,12 +177,18 @@ class Category(_Spec, dict=True):
     def sigma(self, product_type: ProductType, default: float) -> float:
         return default if product_type.sigma is None else product_type.sigma
 
+    @functools.cached_property
+    def _cum_shares(self) -> list[float] | None:
+        """Cumulative shares of the common types; None when all are equal."""
+        shares = [t.share for t in self.common_types]
+        return None if len(set(shares)) == 1 else list(itertools.accumulate(shares))
+
     def pick_type(self, rng: random.Random) -> ProductType:
         """An ordinary seller's product type (equal shares draw with `choice`, as `home` always did)."""
-        types = self.common_types
-        if len({t.share for t in types}) == 1:
-            return rng.choice(types)
-        return rng.choices(types, weights=[t.share for t in types])[0]
+        cum = self._cum_shares
+        if cum is None:
+            return rng.choice(self.common_types)
+        return rng.choices(self.common_types, cum_weights=cum)[0]
 
     def type_named(self, name: str) -> ProductType:
         return next(t for t in self.types if t.name == name)

@@ -36,11 +36,13 @@ def main() -> int:
     p.add_argument("--keep", metavar="DIR", help="keep the simulation and outputs here")
     args = p.parse_args()
 
-    from simulator import SimConfig, write
+    from simulator import SimConfig, label_variants, write
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="shopguard-score-"))
     t0 = time.monotonic()
-    counts = write(SimConfig(seed=args.seed, hours=args.hours, scale=args.scale, world=args.world), work / "sim")
+    sim = SimConfig(seed=args.seed, hours=args.hours, scale=args.scale, world=args.world)
+    counts = write(sim, work / "sim")
+    variants = label_variants(sim)
     t1 = time.monotonic()
     metrics, out = replay(work / "sim" / "events.jsonl", work / "out", workers=args.workers)
     t2 = time.monotonic()
@@ -57,7 +59,9 @@ def main() -> int:
         if s.false_positive_actors:
             print(f"  {s.violation_type}: false positives {s.false_positive_actors[:10]}")
         if s.missed_actors:
-            print(f"  {s.violation_type}: missed {s.missed_actors[:10]}")
+            by_variant = collections.Counter(variants.get((a, s.violation_type), "?") for a in s.missed_actors)
+            print(f"  {s.violation_type}: missed {s.missed_actors[:10]} (by variant: "
+                  + ", ".join(f"{v} {n}" for v, n in by_variant.most_common()) + ")")
     flagged = {v["actor"] for v in out["violations.jsonl"]}
     hit = [n for n in negatives if n["actor"] in flagged]
     print(f"hard negatives flagged: {len(hit)} of {len(negatives)} {json.dumps(hit[:10])}")

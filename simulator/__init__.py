@@ -89,7 +89,7 @@ from simulator.timeline import EXTRA, HOUR, Timeline, deliver, paced
 from simulator.world import DEFAULT_WORLD, WORLDS, World, load_world
 
 __all__ = ["SimConfig", "iter_events", "labels", "hard_negatives", "write", "paced", "VIOLATION_TYPES",
-           "SCENARIOS", "WORLDS", "load_world", "brand_registrations", "DEFAULT_START_TS"]
+           "SCENARIOS", "WORLDS", "load_world", "brand_registrations", "DEFAULT_START_TS", "label_variants"]
 
 DEFAULT_START_TS = 1793491200000  # 2026-11-01T00:00:00Z in ms
 
@@ -202,6 +202,15 @@ def labels(cfg: SimConfig) -> list[dict]:
     """Ground truth: one dict per abusive actor and type: {"actor", "violation_type", "evidence_ts"}."""
     found = [label for plan in _cast(cfg).plans for label in plan.labels]
     return [label.as_dict() for label in sorted(found, key=lambda x: (x.evidence_ts, x.actor, x.violation_type))]
+
+
+def label_variants(cfg: SimConfig) -> dict[tuple[str, str], str]:
+    """(actor, violation_type) -> the tactic variant behind that label (for scores per variant).
+
+    A label that another tactic brings along is named after it: the suspended account of a
+    `linked_accounts` abuser has `linked_accounts/<variant>` for its prohibited and counterfeit listings.
+    """
+    return {(label.actor, label.violation_type): label.variant for plan in _cast(cfg).plans for label in plan.labels}
 
 
 def hard_negatives(cfg: SimConfig) -> list[dict]:

@@ -116,6 +116,7 @@ When the evidence becomes sufficient (`evidence_ts`), per type and variant:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from simulator.abuse_accounts import account_takeover, linked_accounts, order_brushing
 from simulator.abuse_listings import counterfeit_listing, fake_discount, listing_spam, price_gouging, prohibited_listing
@@ -143,8 +144,16 @@ assert tuple(PLANNERS) == VIOLATION_TYPES
 
 
 def plan_abuse(pop: Population, per_type: int) -> list[Plan]:
-    """`per_type` abusers of every catalog type, in catalog order (deterministic)."""
-    return [PLANNERS[violation](pop, i) for violation in VIOLATION_TYPES for i in range(per_type)]
+    """`per_type` abusers of every catalog type, in catalog order (deterministic), labels naming their variant."""
+    plans = []
+    for violation in VIOLATION_TYPES:
+        for i in range(per_type):
+            plan = PLANNERS[violation](pop, i)
+            variant = pop.world.variant(violation, i)
+            plan.labels = [replace(label, variant=variant if label.violation_type == violation
+                                   else f"{violation}/{variant}") for label in plan.labels]
+            plans.append(plan)
+    return plans
 
 
 __all__ = ["VIOLATION_TYPES", "PLANNERS", "plan_abuse"]

@@ -22,6 +22,7 @@ class Label:
     actor: str
     violation_type: str
     evidence_ts: int
+    variant: str = ""  # the tactic's variant (not in labels.jsonl: see simulator.label_variants)
 
     def as_dict(self) -> dict:
         return {"actor": self.actor, "violation_type": self.violation_type, "evidence_ts": self.evidence_ts}

@@ -19,7 +19,16 @@ import msgspec
 import pytest
 
 from pipeline.errors import ConfigError
-from simulator import SCENARIOS, VIOLATION_TYPES, SimConfig, hard_negatives, iter_events, labels, write
+from simulator import (
+    SCENARIOS,
+    VIOLATION_TYPES,
+    SimConfig,
+    hard_negatives,
+    iter_events,
+    label_variants,
+    labels,
+    write,
+)
 from simulator.tactics import LOOKS_LIKE, VARIANTS
 from simulator.world import WORLDS, WORLDS_DIR, load_world
 from tests.simulator_evidence import contract_problems, index_by_actor, insufficient_evidence, untrue_price_talk
@@ -100,6 +109,14 @@ def test_every_catalog_type_is_labelled_with_sufficient_evidence(world_run):
     found = {label["violation_type"] for label in world_run["labels"]}
     assert found == set(VIOLATION_TYPES)
     assert not insufficient_evidence(world_run["world"], world_run["labels"], world_run["by_actor"])
+
+
+def test_every_label_names_the_variant_behind_it(world_run):
+    variants = label_variants(world_run["cfg"])
+    assert set(variants) == {(x["actor"], x["violation_type"]) for x in world_run["labels"]}
+    tactics = world_run["world"].spec.tactics
+    for (actor, vtype), variant in variants.items():
+        assert variant in tactics[vtype]["variants"] or variant.split("/")[0] == "linked_accounts", (vtype, variant)
 
 
 def test_every_hard_negative_scenario_is_played_and_never_labelled(world_run):

@@ -154,9 +154,10 @@ class SimulatorSource(FixedPartitionedSource[RawRecord, SourceState]):
 def read_simulator(config, metrics):
     """`source.kind = "simulator"` for the engine (`pipeline.engine.job.Reader`): `[source.simulator]`."""
     from pipeline.engine.dataflow import read_from
-    from simulator import SimConfig
+    from simulator import SimConfig, load_world
 
     sim = config.source.simulator
+    load_world(sim.world)  # an unknown world or a bad file stops the job before it starts, in one line
     first = start_ts(sim.start, hours=sim.hours, paced=sim.speedup > 0, now_ms=int(time.time() * 1000))
     cfg = SimConfig(seed=sim.seed, hours=sim.hours, scale=sim.scale, world=sim.world, start_ts=first)
     feedback = Path(config.output.dir) / "violations.jsonl" if sim.feedback and config.output.kind == "files" else None

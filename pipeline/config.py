@@ -43,6 +43,9 @@ class SimulatorSourceConfig(_Section):
     hours: float
     scale: float
     speedup: float
+    world: str = "home"  # a world of simulator/worlds/ (or a path to a world file)
+    start: str = "auto"  # auto | now | ISO-8601 (see simulator/source.py)
+    feedback: bool = True  # appeals, decisions and lessons for the run's violations (file outputs)
 
 
 class FileSourceConfig(_Section):

@@ -1,15 +1,18 @@
 """Simulate, replay and score: per-type precision, recall and time to detect.
 
-    .venv/bin/python scripts/score_simulation.py --seed 7 --hours 6 --scale 1 [--types listing_spam,...]
+    .venv/bin/python scripts/score_simulation.py --seed 7 --hours 6 --scale 1 [--world home] [--types listing_spam,...]
 
 Prints the score table, false positives and misses, and hard negatives that
-received any violation. Used while tuning detectors; the test suite asserts
-the same numbers in tests/test_detection_quality.py.
+received any violation (by scenario). Used while tuning detectors, on `home`
+only: the held-out worlds (harbour, sakura, atelier) are for scoring, never
+for choosing a threshold. The test suite asserts the same numbers in
+tests/test_detection_quality.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 import tempfile
@@ -27,16 +30,19 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--hours", type=float, default=6.0)
     p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--world", default="home", help="simulated marketplace (default home, the tuning world)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--types", default="", help="comma-separated types to show (default all)")
     p.add_argument("--keep", metavar="DIR", help="keep the simulation and outputs here")
     args = p.parse_args()
 
-    from simulator import SimConfig, write
+    from simulator import SimConfig, label_variants, write
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="shopguard-score-"))
     t0 = time.monotonic()
-    counts = write(SimConfig(seed=args.seed, hours=args.hours, scale=args.scale), work / "sim")
+    sim = SimConfig(seed=args.seed, hours=args.hours, scale=args.scale, world=args.world)
+    counts = write(sim, work / "sim")
+    variants = label_variants(sim)
     t1 = time.monotonic()
     metrics, out = replay(work / "sim" / "events.jsonl", work / "out", workers=args.workers)
     t2 = time.monotonic()
@@ -53,10 +59,15 @@ def main() -> int:
         if s.false_positive_actors:
             print(f"  {s.violation_type}: false positives {s.false_positive_actors[:10]}")
         if s.missed_actors:
-            print(f"  {s.violation_type}: missed {s.missed_actors[:10]}")
+            by_variant = collections.Counter(variants.get((a, s.violation_type), "?") for a in s.missed_actors)
+            print(f"  {s.violation_type}: missed {s.missed_actors[:10]} (by variant: "
+                  + ", ".join(f"{v} {n}" for v, n in by_variant.most_common()) + ")")
     flagged = {v["actor"] for v in out["violations.jsonl"]}
     hit = [n for n in negatives if n["actor"] in flagged]
     print(f"hard negatives flagged: {len(hit)} of {len(negatives)} {json.dumps(hit[:10])}")
+    by_scenario = collections.Counter(n["scenario"] for n in hit)
+    if by_scenario:
+        print("  by scenario: " + ", ".join(f"{name} {count}" for name, count in by_scenario.most_common()))
     print(f"outputs in {work}")
     return 0
 

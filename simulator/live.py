@@ -5,10 +5,13 @@ every engagement count is drawn from the *real* viewers with the creator's own
 rates, so likes, comments, shares, follows, distinct commenters and orders all
 move with the audience. Two things break that on purpose:
 
-- `BoughtEngagement` adds viewers (or follows, or likes) that come from nowhere:
-  the number jumps while everything real stays where it was;
+- `BoughtEngagement` adds viewers (or follows, or likes, or likes and follows
+  together) that come from nowhere: the number jumps while everything real
+  stays where it was;
 - `ViralSurge` multiplies the *real* audience over several minutes, so the
-  engagement grows with it (the honest look-alike).
+  engagement grows with it (the honest look-alike); `FollowSpike` is a
+  shout-out or raid: new viewers arrive (a `ViralSurge`), greet the host in
+  the chat and follow at many times the usual rate for a minute or two.
 
 `live.stats` reports, per interval, exactly the `live.comment` events emitted
 in that interval (viewers' and the host's). Stats ticks are 10 s +- 2 s apart
@@ -21,19 +24,12 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from simulator import wire
-from simulator.phrases import (
-    FOLLOW_PUSH_LINES,
-    HOST_COMMENTS,
-    HOST_LINES,
-    LIKE_GOAL_LINES,
-    LIVE_TITLES,
-    VIEWER_COMMENTS,
-    VIEWER_CONTACT_ASKS,
-)
 from simulator.population import Creator
 
 STATS_EVERY_MS = 10_000
@@ -42,7 +38,7 @@ STATS_JITTER_MS = 2_000
 
 @dataclass(frozen=True)
 class BoughtEngagement:
-    """Inflation bought from a vendor: `metric` is "viewers", "followers" or "likes"."""
+    """Inflation bought from a vendor: `metric` is "viewers", "followers", "likes" or "likes_and_followers"."""
 
     metric: str
     first_tick: int  # index of the first inflated stats event
@@ -61,12 +57,28 @@ class ViralSurge:
 
 
 @dataclass(frozen=True)
+class FollowSpike:
+    """Organic follows at `factor` x the usual rate for the stats intervals first_tick..last_tick."""
+
+    first_tick: int
+    last_tick: int
+    factor: float
+
+
+@dataclass(frozen=True)
 class Scripted:
-    """A fixed line at a fixed time: channel "transcript", "host_comment" or "viewer_comment"."""
+    """A line at a fixed time: channel "transcript", "host_comment" or "viewer_comment".
+
+    `text` may be a function of the market, called when the line is said (a host
+    talking about a listing says its price at that moment).
+    """
 
     ts: int
     channel: str
-    text: str
+    text: str | Callable[[Any], str]
+
+    def said(self, m) -> str:
+        return self.text if isinstance(self.text, str) else self.text(m)
 
 
 @dataclass
@@ -78,6 +90,7 @@ class LiveSpec:
     peak: float  # real viewers at the plateau
     bought: BoughtEngagement | None = None
     viral: ViralSurge | None = None
+    follow_spike: FollowSpike | None = None
     scripted: tuple[Scripted, ...] = ()  # sorted by ts, all inside (start, end)
     topic_lines: tuple[str, ...] = ()  # extra ordinary host talk of this LIVE
 
@@ -134,21 +147,22 @@ def _viral_multiplier(surge: ViralSurge | None, k: int) -> float:
 
 def live_script(m, spec: LiveSpec) -> Iterator[int]:
     """Run one LIVE: at each stats tick, emit the next interval's chat, talk and orders and its stats."""
-    emit = m.tl.emit
+    words = m.world.wording
     creator, live_id = spec.creator, spec.live_id
+    emit = partial(m.tl.emit, extra=True) if creator.extra else m.tl.emit
     creator_id = creator.creator_id
     rng = m.rng("live", live_id)
     shop = creator.shop
     ticks = stats_ticks(m.population.seed, live_id, spec.start, spec.end)
     topic = shop.categories[0].title() if shop else "Chat"
     emit(wire.live_started(spec.start, live_id, creator_id, shop.seller_id if shop else None,
-                           rng.choice(LIVE_TITLES).format(cat=topic)))
+                           rng.choice(words.live_titles).format(cat=topic)))
 
     buyer_ids, n_buyers = m.buyers.ids, len(m.buyers)
     audience_offset = rng.randrange(n_buyers)  # this creator's regulars: a slice of the buyer pool
     ramp_until, decay_from = rng.uniform(0.06, 0.2), rng.uniform(0.7, 0.88)
     duration = spec.end - spec.start
-    host_lines = HOST_LINES + spec.topic_lines * 4  # a topic LIVE talks about its topic a lot
+    host_lines = tuple(words.host_lines) + tuple(spec.topic_lines) * 4  # a topic LIVE talks about its topic a lot
     scripted, next_scripted = spec.scripted, 0
     bought, viral = spec.bought, spec.viral
     noise = 0.0
@@ -168,32 +182,44 @@ def live_script(m, spec: LiveSpec) -> Iterator[int]:
         if like_boost_left == 0 and rng.random() < 0.003:
             like_boost, like_boost_left = rng.uniform(2.0, 3.5), rng.randint(6, 18)
             emit(wire.live_transcript(prev + 1 + rng.randrange(span), live_id, creator_id,
-                                      rng.choice(LIKE_GOAL_LINES)))
+                                      rng.choice(words.like_goal_lines)))
         if follow_boost_left == 0 and rng.random() < 0.002:
             follow_boost, follow_boost_left = rng.uniform(3.0, 5.0), rng.randint(3, 8)
             emit(wire.live_transcript(prev + 1 + rng.randrange(span), live_id, creator_id,
-                                      rng.choice(FOLLOW_PUSH_LINES)))
+                                      rng.choice(words.follow_push_lines)))
 
+        greeted = 0
+        spike = spec.follow_spike
+        if spike is not None and spike.first_tick <= k <= spike.last_tick:
+            if k == spike.first_tick:
+                emit(wire.live_transcript(prev + 1 + rng.randrange(span), live_id, creator_id,
+                                          rng.choice(words.shoutout_lines)))
+            for _ in range(poisson(rng, 2.0 + real * creator.comment_rate * dt)):  # newcomers say hi
+                user = buyer_ids[rng.randrange(n_buyers)]
+                emit(wire.live_comment(prev + 1 + rng.randrange(span), live_id, creator_id, user,
+                                       rng.choice(words.raid_comments), False))
+                greeted += 1
         comments = poisson(rng, real * creator.comment_rate * dt)
         for _ in range(comments):
             user = buyer_ids[(audience_offset + rng.randrange(audience)) % n_buyers]
-            text = rng.choice(VIEWER_COMMENTS) if rng.random() > 0.002 else rng.choice(VIEWER_CONTACT_ASKS)
+            text = rng.choice(words.viewer_comments) if rng.random() > 0.002 else rng.choice(words.viewer_contact_asks)
             emit(wire.live_comment(prev + 1 + rng.randrange(span), live_id, creator_id, user, text, False))
+        comments += greeted
         if rng.random() < 0.04:
             comments += 1
             emit(wire.live_comment(prev + 1 + rng.randrange(span), live_id, creator_id, creator_id,
-                                   rng.choice(HOST_COMMENTS), True))
+                                   rng.choice(words.host_comments), True))
         if rng.random() < 0.45:
             emit(wire.live_transcript(prev + 1 + rng.randrange(span), live_id, creator_id, rng.choice(host_lines)))
         while next_scripted < len(scripted) and scripted[next_scripted].ts <= tick:
             line = scripted[next_scripted]
             next_scripted += 1
             if line.channel == "transcript":
-                emit(wire.live_transcript(line.ts, live_id, creator_id, line.text))
+                emit(wire.live_transcript(line.ts, live_id, creator_id, line.said(m)))
             else:
                 by_host = line.channel == "host_comment"
                 user = creator_id if by_host else buyer_ids[(audience_offset + rng.randrange(audience)) % n_buyers]
-                emit(wire.live_comment(line.ts, live_id, creator_id, user, line.text, by_host))
+                emit(wire.live_comment(line.ts, live_id, creator_id, user, line.said(m), by_host))
                 comments += 1
 
         if shop is not None and shop.listings:
@@ -208,6 +234,8 @@ def live_script(m, spec: LiveSpec) -> Iterator[int]:
         expected_follows = real * creator.follow_rate * dt
         likes = poisson(rng, expected_likes * like_boost)
         follows = poisson(rng, expected_follows * follow_boost)
+        if spike is not None and spike.first_tick <= k <= spike.last_tick:
+            follows += poisson(rng, max(expected_follows, 0.3) * spike.factor)  # newcomers follow
         shares = poisson(rng, real * creator.share_rate * dt)
         like_boost_left = max(0, like_boost_left - 1)
         like_boost = like_boost if like_boost_left else 1.0
@@ -220,10 +248,11 @@ def live_script(m, spec: LiveSpec) -> Iterator[int]:
                     bought_viewers_full = int(viewers * (bought.factor - 1.0))
                 done = min(1.0, (k - bought.first_tick + 1) / bought.ramp_ticks)
                 bought_viewers = int(bought_viewers_full * done * rng.uniform(0.985, 1.015))
-            elif bought.metric == "followers":
-                follows += round(max(expected_follows, 0.3) * bought.factor * rng.uniform(0.8, 1.2))
             else:
-                likes += round(max(expected_likes, 3.0) * (bought.factor - 1.0) * rng.uniform(0.85, 1.15))
+                if bought.metric in ("followers", "likes_and_followers"):  # a bought batch: at least 5 a time
+                    follows += max(5, round(max(expected_follows, 0.3) * bought.factor * rng.uniform(0.8, 1.2)))
+                if bought.metric in ("likes", "likes_and_followers"):
+                    likes += round(max(expected_likes, 3.0) * (bought.factor - 1.0) * rng.uniform(0.85, 1.15))
         elif bought_viewers and k > bought.last_tick:
             bought_viewers = 0
 

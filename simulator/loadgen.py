@@ -54,7 +54,9 @@ def publish(events: Iterable[dict], settings: dict[str, str], *, rate: float = 0
     Raises `KafkaSetupError` if the brokers or a topic are missing, and
     `KafkaDeliveryError` unless every event was acknowledged.
     """
-    topic_of = {event_type: topic_prefix + topic for event_type, topic in TOPIC_OF_TYPE.items()}
+    # The brand registry rides the listings topic (CONTRACT.md), also before the contract decodes it.
+    topics = {"brand.registered": "listing-events", **TOPIC_OF_TYPE}
+    topic_of = {event_type: topic_prefix + topic for event_type, topic in topics.items()}
     preflight(settings, [topic_prefix + t for t in TOPICS])
     producer = Producer(quiet({**settings, "acks": "all", "enable.idempotence": "true", "linger.ms": "20"}))
     failures: list[str] = []

@@ -23,13 +23,12 @@ from collections.abc import Iterator
 from functools import partial
 
 from simulator import wire
-from simulator.catalog import CATEGORY_BY_NAME, image_hash, listing_title, retail_price
+from simulator.catalog import image_hash, listing_title
 from simulator.live import LiveSpec, live_id_for, live_script
 from simulator.population import Account, Buyers, Creator, Listing, Population, Seller, token
+from simulator.price_talk import rounded_down
 from simulator.timeline import DAY, HOUR, MINUTE, Timeline, once
-
-REFUND_REASONS = ("item not as described", "arrived damaged", "changed mind", "wrong size", "late delivery",
-                  "never arrived", None)
+from simulator.world import World
 
 
 class Market:
@@ -37,9 +36,14 @@ class Market:
 
     def __init__(self, population: Population, timeline: Timeline) -> None:
         self.population = population
+        self.world: World = population.world
         self.tl = timeline
         self.buyers: Buyers = population.buyers
-        self._orders_placed = 0
+        self.currency = population.world.currency.code
+        self.tag = population.world.currency.tag  # a raw price -> what a shop puts on the tag
+        self._spec = population.world.market  # read per listing and order: looked up once
+        self._refund_reasons = population.world.wording.refund_reasons
+        self._orders_placed = self._extra_orders = 0
 
     def rng(self, *name: object) -> random.Random:
         return self.population.rng(*name)
@@ -51,36 +55,46 @@ class Market:
         return f"L{seller.seller_id[1:]}-{seller.listings_made}"
 
     def ordinary_listing(self, seller: Seller, rng: random.Random) -> Listing:
-        """A listing of what this seller normally sells, at its brand's price level."""
+        """A listing of what this seller normally sells: its brand's level x its product type's going rate."""
         category_name, brand, level = rng.choice(seller.brands)
-        category = CATEGORY_BY_NAME[category_name]
-        sigma = 0.25 if seller.premium else 0.7 * category.price_sigma
+        category = self.world.category[category_name]
+        market = self._spec
+        sigma = market.premium_price_sigma if seller.premium else market.ordinary_sigma_factor * category.price_sigma
         spread = max(-2.0, min(2.0, rng.gauss(0.0, 1.0)))  # shops do not price wildly off their range
-        price = retail_price(level * math.exp(sigma * spread))
         stock = rng.randint(1, 6) if seller.premium else 1 + int(rng.lognormvariate(3.0, 0.8))
-        return Listing(self.new_listing_id(seller), listing_title(rng, category, brand), category_name, brand,
-                       price, image_hash(rng), stock, highest_price=price)
+        product_type = category.pick_type(rng)
+        title = listing_title(rng, self.world, category, brand, product_type)
+        sigma = category.sigma(product_type, sigma)
+        price = self.tag(level * category.factor(product_type) * math.exp(sigma * spread))
+        return Listing(self.new_listing_id(seller), title, category_name, brand, price, image_hash(rng), stock,
+                       highest_price=price, product_type=product_type.name)
 
     def publish(self, seller: Seller, listing: Listing) -> Listing:
         """`listing.created` now."""
         listing.highest_price = max(listing.highest_price, listing.price)
         seller.listings.append(listing)
-        self.tl.emit(wire.listing_upsert("listing.created", self.tl.now, seller.seller_id, listing))
+        self.tl.emit(wire.listing_upsert("listing.created", self.tl.now, seller.seller_id, listing, self.currency),
+                     seller.extra)
         return listing
 
     def republish(self, seller: Seller, listing: Listing) -> None:
         """`listing.updated` now, with the listing's current state."""
         listing.highest_price = max(listing.highest_price, listing.price)
-        self.tl.emit(wire.listing_upsert("listing.updated", self.tl.now, seller.seller_id, listing))
+        self.tl.emit(wire.listing_upsert("listing.updated", self.tl.now, seller.seller_id, listing, self.currency),
+                     seller.extra)
 
     def unpublish(self, seller: Seller, listing: Listing) -> None:
         listing.active = False
         seller.listings.remove(listing)
-        self.tl.emit(wire.listing_removed(self.tl.now, seller.seller_id, listing.listing_id))
+        self.tl.emit(wire.listing_removed(self.tl.now, seller.seller_id, listing.listing_id), seller.extra)
 
     # ---- orders -------------------------------------------------------------------
 
-    def next_order_id(self) -> str:
+    def next_order_id(self, seller: Seller) -> str:
+        """`O<n>`; an extra seller's orders are counted apart (`Ox<n>`), so the others keep their ids."""
+        if seller.extra:
+            self._extra_orders += 1
+            return f"Ox{self._extra_orders}"
         self._orders_placed += 1
         return f"O{self._orders_placed}"
 
@@ -92,34 +106,34 @@ class Market:
         age = b.ages[buyer] + (ts - self.population.window.start) // DAY
         order_id = self.place_order_as(ts, seller, listing, quantity, b.ids[buyer], age, b.devices[buyer],
                                        b.addresses[buyer], b.payments[buyer], creator_id, live_id)
-        if rng.random() < 0.05:
+        if rng.random() < self._spec.refund_share:
             later = ts + 10 * MINUTE + int(rng.lognormvariate(11.3, 0.9))  # median ~1.4 h after the order
             self.refund(later, order_id, seller, b.ids[buyer], round(listing.price * quantity, 2),
-                        rng.choice(REFUND_REASONS))
+                        rng.choice(self._refund_reasons) or None)
 
     def place_order_as(self, ts: int, seller: Seller, listing: Listing, quantity: int, buyer_id: str,
                        account_age_days: int, device: str, address: str, payment: str,
                        creator_id: str | None = None, live_id: str | None = None) -> str:
         """`order.placed` at `ts` (>= now) by any buyer; returns the order id."""
         listing.stock = max(0, listing.stock - quantity)
-        order_id = self.next_order_id()
+        order_id = self.next_order_id(seller)
         self.tl.emit(wire.order_placed(
             ts, order_id, seller.seller_id, buyer_id, listing.listing_id, round(listing.price * quantity, 2),
-            creator_id, live_id, account_age_days, device, address, payment))
+            self.currency, creator_id, live_id, account_age_days, device, address, payment), seller.extra)
         return order_id
 
     def refund(self, ts: int, order_id: str, seller: Seller, buyer_id: str, amount: float,
                reason: str | None) -> None:
-        self.tl.emit(wire.order_refunded(ts, order_id, seller.seller_id, buyer_id, amount, reason))
+        self.tl.emit(wire.order_refunded(ts, order_id, seller.seller_id, buyer_id, amount, reason), seller.extra)
 
     # ---- accounts ----------------------------------------------------------------------
 
     def sign_in(self, account: Account, device: str, ip: str, country: str) -> None:
-        self.tl.emit(wire.login(self.tl.now, account.ref, device, ip, country))
+        self.tl.emit(wire.login(self.tl.now, account.ref, device, ip, country), account.extra)
 
     def change_payout(self, account: Account, payout_hash: str) -> None:
         account.payout_hash = payout_hash
-        self.tl.emit(wire.payout_changed(self.tl.now, account.ref, payout_hash))
+        self.tl.emit(wire.payout_changed(self.tl.now, account.ref, payout_hash), account.extra)
 
 
 # ---- honest sellers ----------------------------------------------------------------------
@@ -149,8 +163,9 @@ def _upkeep(m: Market, seller: Seller, rng: random.Random) -> None:
     elif roll < 0.55:
         _tweak_price(m, seller, rng.choice(own), rng)
     elif roll < 0.72:
+        hours = m.world.market.sale_hours
         start_sale(m, seller, rng.sample(own, min(len(own), rng.randint(1, 5))), rng,
-                    depth=(0.10, 0.35), lasts=(1 * HOUR, 3 * HOUR))
+                   depth=m.world.market.sale_depth, lasts=(int(hours[0] * HOUR), int(hours[1] * HOUR)))
     elif roll < 0.9:
         listing = min(own, key=lambda item: item.stock)
         listing.stock += rng.randint(10, 60)
@@ -160,11 +175,11 @@ def _upkeep(m: Market, seller: Seller, rng: random.Random) -> None:
 
 
 def _tweak_price(m: Market, seller: Seller, listing: Listing, rng: random.Random) -> None:
-    """An honest price change of 5-15%, up or down, outside of any sale."""
+    """An honest price change (5-15% up or down in `home`), outside of any sale."""
     if listing.original_price is not None:
         return
-    factor = 1 + rng.choice((-1, 1)) * rng.uniform(0.05, 0.15)
-    new_price = retail_price(listing.price * factor)
+    factor = 1 + rng.choice((-1, 1)) * rng.uniform(*m.world.market.tweak)
+    new_price = m.tag(listing.price * factor)
     if new_price != listing.price:
         listing.price = new_price
         m.republish(seller, listing)
@@ -177,7 +192,7 @@ def start_sale(m: Market, seller: Seller, listings: list[Listing], rng: random.R
     for listing in listings:
         if listing.original_price is not None or listing.reserved:
             continue
-        sale_price = retail_price(listing.price * (1 - rng.uniform(*depth)))
+        sale_price = m.tag(listing.price * (1 - rng.uniform(*depth)))
         if not 0 < sale_price < listing.price:
             continue
         listing.original_price, listing.price = listing.price, sale_price
@@ -186,6 +201,12 @@ def start_sale(m: Market, seller: Seller, listings: list[Listing], rng: random.R
     if on_sale and lasts is not None:
         m.tl.spawn(once(lambda: end_sale(m, seller, on_sale)), at=m.tl.now + rng.randint(*lasts))
     return on_sale
+
+
+def lower_price(m: Market, price: float, factor: float) -> float:
+    """`price` x `factor` as a tag, strictly below `price` (a cut never rounds back up to the old price)."""
+    cut = m.tag(price * factor)
+    return cut if cut < price else rounded_down(price)
 
 
 def end_sale(m: Market, seller: Seller, listings: list[Listing]) -> None:

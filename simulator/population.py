@@ -16,24 +16,16 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from simulator.catalog import (
-    CATEGORIES,
-    CATEGORY_BY_NAME,
-    LUXURY_BRANDS,
-    LUXURY_CATEGORIES,
-    ORDINARY_BRANDS,
-)
 from simulator.timeline import HOUR, MINUTE
-
-HOME_COUNTRIES = ("US",) * 9 + ("GB", "GB", "DE", "FR", "CA", "CA", "AU", "ES", "IT", "NL", "MX", "BR", "PH")
-TRAVEL_COUNTRIES = ("FR", "ES", "IT", "JP", "MX", "TH", "PT", "GR", "AE", "TR", "IS", "DE", "GB")
-ATTACKER_COUNTRIES = ("NG", "RU", "VN", "RO", "UA", "ID", "IN", "PK", "KZ", "BY", "CN", "BD")
+from simulator.world import World
 
 # First octets that make an address look like it belongs to a country (not meant to be exact).
 _IP_OCTETS = {
     "US": (23, 24, 45, 67, 72, 98, 104, 173), "GB": (51, 81, 86, 90), "DE": (46, 79, 84, 91), "FR": (37, 78, 90),
     "CA": (24, 70, 99, 142), "AU": (1, 49, 101, 120), "ES": (80, 83, 88), "IT": (79, 93, 151), "NL": (77, 84, 145),
     "MX": (177, 187, 189), "BR": (177, 179, 186, 200), "PH": (112, 120, 124), "JP": (106, 126, 133),
+    "KR": (1, 14, 58, 121), "TW": (1, 36, 42, 114), "IE": (31, 37, 86, 89), "PT": (2, 85, 188, 193),
+    "BE": (81, 91, 109, 178), "AT": (62, 77, 80, 178), "CH": (31, 46, 62, 85), "SE": (78, 90, 155, 213),
     "NG": (41, 102, 105, 197), "RU": (5, 31, 46, 95), "VN": (14, 27, 113, 171), "CN": (36, 58, 61, 111),
     "IN": (49, 59, 103, 117), "UA": (31, 46, 91, 176),
 }
@@ -117,6 +109,7 @@ class Account:
     payout_hash: str
     logs_in_early: bool  # signs in during the first hour (gives a baseline)
     may_change_payout: bool = True  # an honest, late payout change may happen
+    extra: bool = False  # cast by a scenario added in #14: its events are numbered and delivered apart
 
 
 @dataclass(slots=True)
@@ -132,6 +125,7 @@ class Listing:
     highest_price: float = 0.0  # the highest price it has ever had (for honest "was" prices)
     reserved: bool = False  # taken over by a scenario script: upkeep leaves it alone
     active: bool = True
+    product_type: str | None = None  # the world's product type it is (None: not an ordinary product)
 
 
 @dataclass
@@ -150,6 +144,10 @@ class Seller:
     @property
     def ref(self) -> str:
         return f"seller:{self.seller_id}"
+
+    @property
+    def extra(self) -> bool:
+        return self.account.extra
 
 
 @dataclass
@@ -170,6 +168,10 @@ class Creator:
     def ref(self) -> str:
         return f"creator:{self.creator_id}"
 
+    @property
+    def extra(self) -> bool:
+        return self.account.extra
+
 
 @dataclass
 class Buyers:
@@ -187,22 +189,24 @@ class Buyers:
 
 
 class Population:
-    """Draws every profile of one run from one seed."""
+    """Draws every profile of one run from one seed, in one world."""
 
-    def __init__(self, seed: int, scale: float, window: Window) -> None:
+    def __init__(self, seed: int, scale: float, window: Window, world: World) -> None:
         self.seed = seed
         self.window = window
+        self.world = world
         self._rng = random.Random(f"{seed}:population")
         self._seller_ids = IdPool(self._rng, 1_000, 100_000)
         self._creator_ids = IdPool(self._rng, 100, 100_000)
         self.buyer_ids = IdPool(self._rng, 100_000, 10_000_000)
         self.ordinary_brands = self._ordinary_brands()
-        self.buyers = self._buyers(max(300, round(5_000 * scale)))
-        honest_sellers = max(20, round(300 * scale))
-        premium = max(2, round(0.1 * honest_sellers))
+        size = world.population
+        self.buyers = self._buyers(max(300, round(size.buyers * scale)))
+        honest_sellers = max(20, round(size.sellers * scale))
+        premium = max(2, round(size.premium_share * honest_sellers))
         self.sellers = [self.new_seller(premium=i < premium) for i in range(honest_sellers)]
         self.honest_sellers = list(self.sellers)
-        self.creators = [self.new_creator() for _ in range(max(8, round(80 * scale)))]
+        self.creators = [self.new_creator() for _ in range(max(8, round(size.creators * scale)))]
         self.honest_creators = list(self.creators)
         self.b_side: list[Seller | Creator] = []  # accounts that only appear in a scenario (ban evaders)
 
@@ -213,64 +217,78 @@ class Population:
     # ---- profiles -----------------------------------------------------------------
 
     def _ordinary_brands(self) -> dict[str, tuple[tuple[str, float], ...]]:
-        """Per category: a few made-up brands, each with its own price level."""
+        """Per category: a few of the world's ordinary brands, each with its own price level."""
+        brands, rng = self.world.brands, self._rng
+        low, high = brands.level_bounds
         out = {}
-        for category in CATEGORIES:
-            names = self._rng.sample(ORDINARY_BRANDS, self._rng.randint(5, 8))
+        for category in self.world.categories:
+            names = rng.sample(brands.ordinary, rng.randint(*brands.per_category))
             out[category.name] = tuple(
-                (name, category.median_price * min(1.8, max(0.6, lognormal(self._rng, 1.0, 0.3))))
+                (name, category.going_rate * min(high, max(low, lognormal(rng, 1.0, brands.level_sigma))))
                 for name in names)
         return out
 
     def new_account(self, role: str, actor_id: str) -> Account:
         rng = self._rng
-        country = rng.choice(HOME_COUNTRIES)
+        country = rng.choice(self.world.countries.home_pool)
         return Account(
             ref=f"{role}:{actor_id}", country=country,
             devices=[token(rng, "d") for _ in range(rng.choice((1, 1, 2)))],
             ips=[ip_in(rng, country) for _ in range(rng.choice((1, 2)))],
-            payout_hash=token(rng, "po"), logs_in_early=rng.random() < 0.85)
+            payout_hash=token(rng, "po"), logs_in_early=rng.random() < self.world.population.logs_in_early)
 
-    def new_seller(self, *, premium: bool = False, catalog: tuple[int, int] = (5, 40)) -> Seller:
-        rng = self._rng
+    def new_seller(self, *, premium: bool = False, catalog: tuple[int, int] | None = None) -> Seller:
+        rng, world = self._rng, self.world
+        size = world.population
         seller_id = self._seller_ids.take("S")
         if premium:
-            categories = tuple(rng.sample(LUXURY_CATEGORIES, rng.choice((1, 1, 2))))
+            categories = tuple(rng.sample(world.premium_categories, rng.choice((1, 1, 2))))
             brands = tuple((c, name, level) for c in categories
-                           for name, level in rng.sample(LUXURY_BRANDS[c], min(2, len(LUXURY_BRANDS[c]))))
+                           for name, level in rng.sample(world.premium[c], min(2, len(world.premium[c]))))
         else:
-            categories = tuple(rng.sample([c.name for c in CATEGORIES], rng.choice((1, 1, 2, 2, 3))))
+            categories = tuple(rng.sample([c.name for c in world.categories], rng.choice(size.seller_categories)))
             brands = tuple(
                 (c, name, level) for c in categories
-                for name, level in rng.sample(self.ordinary_brands[c], rng.randint(2, 4)))
+                for name, level in rng.sample(self.ordinary_brands[c], rng.randint(*size.seller_brands)))
             # Unbranded goods, priced at the category's going rate.
-            brands += tuple((c, None, CATEGORY_BY_NAME[c].median_price) for c in categories)
+            brands += tuple((c, None, world.category[c].going_rate) for c in categories)
         return Seller(
             seller_id=seller_id, account=self.new_account("seller", seller_id), premium=premium,
-            categories=categories, brands=brands, catalog_size=rng.randint(*catalog),
-            orders_per_hour=lognormal(rng, 2.5 if premium else 6.0, 0.9),
-            upkeep_per_hour=lognormal(rng, 0.3, 0.5))
+            categories=categories, brands=brands, catalog_size=rng.randint(*(catalog or size.catalog_size)),
+            orders_per_hour=lognormal(rng, size.premium_orders_per_hour if premium else size.orders_per_hour,
+                                      size.orders_sigma),
+            upkeep_per_hour=lognormal(rng, size.upkeep_per_hour, 0.5))
 
     def new_creator(self) -> Creator:
-        rng = self._rng
+        rng, spec = self._rng, self.world.creators
         creator_id = self._creator_ids.take("C")
         shops = [s for s in self.honest_sellers if not s.premium]
         return Creator(
             creator_id=creator_id, account=self.new_account("creator", creator_id),
-            shop=rng.choice(shops) if rng.random() < 0.9 else None,
-            peak_viewers=min(6_000.0, max(25.0, lognormal(rng, 260, 0.9))),
-            like_rate=lognormal(rng, 0.04, 0.5), comment_rate=lognormal(rng, 0.004, 0.45),
-            share_rate=lognormal(rng, 0.0004, 0.5), follow_rate=lognormal(rng, 0.0008, 0.5),
-            buy_rate=lognormal(rng, 0.00025, 0.5), lives_per_6h=rng.uniform(1.0, 2.0))
+            shop=rng.choice(shops) if rng.random() < spec.has_shop else None,
+            peak_viewers=min(spec.peak_bounds[1], max(spec.peak_bounds[0],
+                                                      lognormal(rng, spec.peak_viewers, spec.peak_sigma))),
+            like_rate=lognormal(rng, *spec.like_rate), comment_rate=lognormal(rng, *spec.comment_rate),
+            share_rate=lognormal(rng, *spec.share_rate), follow_rate=lognormal(rng, *spec.follow_rate),
+            buy_rate=lognormal(rng, *spec.buy_rate), lives_per_6h=rng.uniform(*spec.lives_per_6h))
 
-    def add_seller(self, **kwargs) -> Seller:
-        """A seller that joins the marketplace for a scenario (with an ordinary baseline)."""
+    def add_seller(self, *, extra: bool = False, **kwargs) -> Seller:
+        """A seller that joins the marketplace for a scenario (with an ordinary baseline).
+
+        `extra`: cast by a scenario added in #14 (see `Account.extra`); such actors share nothing
+        with the others that could change what the others do.
+        """
         seller = self.new_seller(**kwargs)
+        seller.account.extra = extra
         self.sellers.append(seller)
         return seller
 
-    def add_creator(self) -> Creator:
+    def add_creator(self, *, extra: bool = False) -> Creator:
+        """A creator that joins for a scenario; an `extra` one sells for a shop of its own."""
         creator = self.new_creator()
+        if extra:
+            creator.account.extra = True
+            creator.shop = self.add_seller(extra=True) if creator.shop is not None else None
         self.creators.append(creator)
         return creator
 
@@ -285,12 +303,13 @@ class Population:
 
     def _buyers(self, n: int) -> Buyers:
         rng = self._rng
+        size = self.world.population
         ids, ages, devices, addresses, payments, independent = [], [], [], [], [], []
         for i in range(n):
             ids.append(self.buyer_ids.take("B"))
-            new_account = rng.random() < 0.04
-            ages.append(rng.randint(0, 30) if new_account else min(4_000, int(lognormal(rng, 400, 0.9))))
-            shares_home = i > 0 and rng.random() < 0.03  # a household: same address, maybe same laptop
+            new_account = rng.random() < size.new_buyer_share
+            ages.append(rng.randint(0, 30) if new_account else min(4_000, int(lognormal(rng, size.buyer_age_days, 0.9))))
+            shares_home = i > 0 and rng.random() < size.household_share  # a household: same address, maybe same laptop
             addresses.append(addresses[-1] if shares_home else token(rng, "sa"))
             devices.append(devices[-1] if shares_home and rng.random() < 0.5 else token(rng, "d"))
             payments.append(payments[-1] if shares_home and rng.random() < 0.2 else token(rng, "pm"))

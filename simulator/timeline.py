@@ -36,6 +36,8 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 
 Script = Generator[int, None, None]
 
+EXTRA = "n"  # marks the ids of extra events (Timeline.emit)
+
 SECOND = 1_000
 MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE
@@ -52,11 +54,17 @@ class Timeline:
         self._heap: list[tuple[int, int, object]] = []
         self._seq = itertools.count()
 
-    def emit(self, event: dict) -> None:
-        """Schedule one event (a contract dict whose `event_id` is filled in on the way out)."""
+    def emit(self, event: dict, extra: bool = False) -> None:
+        """Schedule one event (a contract dict whose `event_id` is filled in on the way out).
+
+        An `extra` event (of an actor cast by a scenario added later) is numbered apart
+        (`<prefix>n<k>`), so the other events keep the ids they always had.
+        """
         ts = event["ts"]
         if ts < self.now:
             raise ValueError(f"script emitted an event in the past: ts={ts} < now={self.now}: {event}")
+        if extra:
+            event["event_id"] = EXTRA
         heapq.heappush(self._heap, (ts, next(self._seq), event))
 
     def spawn(self, script: Script, at: int) -> None:
@@ -67,14 +75,18 @@ class Timeline:
         """Run every script until `end_ts`; yield events in event-time order with fresh ids."""
         heap, pop, push, seq = self._heap, heapq.heappop, heapq.heappush, self._seq
         prefix, end_ts = self._id_prefix, self.end_ts
-        emitted = 0
+        emitted = extras = 0
         while heap:
             ts, _, item = pop(heap)
             if ts >= end_ts:
                 break
             if item.__class__ is dict:
-                item["event_id"] = f"{prefix}{emitted}"
-                emitted += 1
+                if item["event_id"]:
+                    item["event_id"] = f"{prefix}{EXTRA}{extras}"
+                    extras += 1
+                else:
+                    item["event_id"] = f"{prefix}{emitted}"
+                    emitted += 1
                 yield item
                 continue
             self.now = ts
@@ -91,13 +103,16 @@ def once(action: Callable[[], object]) -> Script:
 
 
 def deliver(events: Iterable[dict], rng: random.Random, late_fraction: float,
-            max_delay_ms: int, redelivery_fraction: float) -> Iterator[dict]:
+            max_delay_ms: int, redelivery_fraction: float, *, extra_rng: random.Random | None = None,
+            extra_prefix: str | None = None) -> Iterator[dict]:
     """Reorder an event-time stream into arrival order.
 
     A late event arrives 1 ms..`max_delay_ms` after its ts; every other event
     arrives at its ts. A redelivered event arrives a second time (an identical
     copy) up to 30 s after the first, but never later than `max_delay_ms` after
-    its ts, so no arrival is ever later than the lateness bound.
+    its ts, so no arrival is ever later than the lateness bound. Events whose id
+    starts with `extra_prefix` draw from `extra_rng`, so adding them leaves the
+    others' arrival order as it was.
 
     >>> stream = [{"event_id": str(i), "ts": i * 1000} for i in range(50)]
     >>> out = list(deliver(stream, random.Random(1), 0.2, 5000, 0.1))
@@ -106,11 +121,13 @@ def deliver(events: Iterable[dict], rng: random.Random, late_fraction: float,
     """
     pending: list[tuple[int, int, dict]] = []  # (arrival ts, seq, event)
     seq = itertools.count()
-    chance = rng.random
+    main_rng = rng
     for event in events:
         ts = event["ts"]
         while pending and pending[0][0] <= ts:
             yield heapq.heappop(pending)[2]
+        rng = extra_rng if extra_prefix is not None and event["event_id"].startswith(extra_prefix) else main_rng
+        chance = rng.random
         copy = dict(event) if chance() < redelivery_fraction else None
         if chance() < late_fraction:
             arrival = ts + rng.randint(1, max_delay_ms)

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from simulator.population import Listing
 
-CURRENCY = "USD"
 
-
-def listing_upsert(kind: str, ts: int, seller_id: str, listing: Listing) -> dict:
+def listing_upsert(kind: str, ts: int, seller_id: str, listing: Listing, currency: str) -> dict:
     """`listing.created` or `listing.updated`: the listing's full state now."""
     return {"event_id": "", "type": kind, "ts": ts, "seller_id": seller_id, "listing_id": listing.listing_id,
-            "title": listing.title, "category": listing.category, "price": listing.price, "currency": CURRENCY,
+            "title": listing.title, "category": listing.category, "price": listing.price, "currency": currency,
             "brand": listing.brand, "original_price": listing.original_price, "image_hash": listing.image_hash,
             "stock": listing.stock}
 
@@ -52,10 +50,10 @@ def live_ended(ts: int, live_id: str, creator_id: str) -> dict:
 
 
 def order_placed(ts: int, order_id: str, seller_id: str, buyer_id: str, listing_id: str, amount: float,
-                 creator_id: str | None, live_id: str | None, buyer_account_age_days: int, device_id: str | None,
-                 shipping_address_hash: str | None, payment_hash: str | None) -> dict:
+                 currency: str, creator_id: str | None, live_id: str | None, buyer_account_age_days: int,
+                 device_id: str | None, shipping_address_hash: str | None, payment_hash: str | None) -> dict:
     return {"event_id": "", "type": "order.placed", "ts": ts, "order_id": order_id, "seller_id": seller_id,
-            "buyer_id": buyer_id, "listing_id": listing_id, "amount": amount, "currency": CURRENCY,
+            "buyer_id": buyer_id, "listing_id": listing_id, "amount": amount, "currency": currency,
             "creator_id": creator_id, "live_id": live_id, "buyer_account_age_days": buyer_account_age_days,
             "device_id": device_id, "shipping_address_hash": shipping_address_hash, "payment_hash": payment_hash}
 
@@ -74,3 +72,11 @@ def login(ts: int, actor: str, device_id: str, ip: str, country: str) -> dict:
 def payout_changed(ts: int, actor: str, payout_hash: str) -> dict:
     return {"event_id": "", "type": "account.payout_changed", "ts": ts, "actor": actor,
             "payout_hash": payout_hash}
+
+
+def brand_registered(ts: int, brand: str, aliases: list[str]) -> dict:
+    """The platform adds a brand to its protected-brand registry (`aliases` left out when there are none)."""
+    event = {"event_id": "", "type": "brand.registered", "ts": ts, "brand": brand}
+    if aliases:
+        event["aliases"] = list(aliases)
+    return event

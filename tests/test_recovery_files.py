@@ -14,7 +14,10 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SIM = ["--hours", "2", "--scale", "0.5", "--seed", "3", "--metrics-port", "0", "-q"]
+# A fixed clock and no feedback: the whole run and the crashed one must see the same stream
+# (feedback depends on when violations reach the file, i.e. on the wall clock).
+SIM = ["--hours", "2", "--scale", "0.5", "--seed", "3", "--metrics-port", "0", "-q",
+       "--start", "2026-11-01T00:00:00Z", "--no-feedback"]
 
 
 def shopguard_run(out: Path, *extra: str) -> subprocess.Popen:

@@ -7,7 +7,6 @@ runs the default config end to end to pin its size and speed.
 from __future__ import annotations
 
 import collections
-import re
 import statistics
 import time
 import tracemalloc
@@ -25,74 +24,13 @@ from simulator import (
     paced,
     write,
 )
-from simulator.catalog import CATEGORY_BY_NAME, LUXURY_BRANDS
-from simulator.phrases import PROHIBITED_ITEMS, REPLICA_WORDS, VIEWER_CONTACT_ASKS
+from simulator.world import load_world
+from tests.simulator_evidence import FIELDS, contract_problems, index_by_actor, insufficient_evidence
 
-SMALL = SimConfig(seed=11, hours=4.0, scale=0.3)
+SMALL = SimConfig(seed=11, hours=4.0, scale=0.3, brand_registry=True)
 TINY = SimConfig(seed=5, hours=2.0, scale=0.1, abusers_per_type=2)
+HOME = load_world("home")
 MINUTE = 60_000
-
-# ---- the contract, as a table: field -> allowed Python types ------------------------------
-
-STR, INT, NUM, BOOL, NONE = (str,), (int,), (int, float), (bool,), (type(None),)
-FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "listing.created": {"seller_id": STR, "listing_id": STR, "title": STR, "category": STR, "price": NUM,
-                        "currency": STR, "brand": STR + NONE, "original_price": NUM + NONE,
-                        "image_hash": STR + NONE, "stock": INT},
-    "listing.removed": {"seller_id": STR, "listing_id": STR},
-    "live.started": {"live_id": STR, "creator_id": STR, "seller_id": STR + NONE, "title": STR},
-    "live.stats": {"live_id": STR, "creator_id": STR, "viewers": INT, "likes": INT, "comments": INT,
-                   "shares": INT, "new_followers": INT},
-    "live.transcript": {"live_id": STR, "creator_id": STR, "text": STR},
-    "live.comment": {"live_id": STR, "creator_id": STR, "user_id": STR, "text": STR, "by_host": BOOL},
-    "live.ended": {"live_id": STR, "creator_id": STR},
-    "order.placed": {"order_id": STR, "seller_id": STR, "buyer_id": STR, "listing_id": STR, "amount": NUM,
-                     "currency": STR, "creator_id": STR + NONE, "live_id": STR + NONE,
-                     "buyer_account_age_days": INT, "device_id": STR + NONE,
-                     "shipping_address_hash": STR + NONE, "payment_hash": STR + NONE},
-    "order.refunded": {"order_id": STR, "seller_id": STR, "buyer_id": STR, "amount": NUM, "reason": STR + NONE},
-    "account.login": {"actor": STR, "device_id": STR, "ip": STR, "country": STR},
-    "account.payout_changed": {"actor": STR, "payout_hash": STR},
-}
-FIELDS["listing.updated"] = FIELDS["listing.created"]
-POSITIVE = {"price", "amount"}
-NON_NEGATIVE = {"stock", "viewers", "likes", "comments", "shares", "new_followers", "buyer_account_age_days"}
-PATTERNS = {"image_hash": re.compile(r"[0-9a-f]{16}"), "currency": re.compile(r"[A-Z]{3}"),
-            "country": re.compile(r"[A-Z]{2}"), "actor": re.compile(r"(seller|creator):[^\s:]+")}
-LUXURY_LEVEL = {(category, brand): level for category, brands in LUXURY_BRANDS.items() for brand, level in brands}
-
-
-def contract_problems(event: dict) -> list[str]:
-    """What is wrong with one event, per the table above (empty when it is fine)."""
-    fields = FIELDS.get(event.get("type"))
-    if fields is None:
-        return [f"unknown type {event.get('type')!r}"]
-    problems = []
-    if not isinstance(event.get("event_id"), str) or not 1 <= len(event["event_id"]) <= 128:
-        problems.append("event_id")
-    if type(event.get("ts")) is not int:
-        problems.append("ts")
-    expected = set(fields) | {"event_id", "type", "ts"}
-    if set(event) != expected:
-        problems.append(f"fields {sorted(set(event) ^ expected)}")
-    for name, types in fields.items():
-        value = event.get(name)
-        if type(value) not in types:  # exact types: a bool is not an int here
-            problems.append(f"{name}={value!r}")
-        elif name in POSITIVE and not value > 0 or name in NON_NEGATIVE and value < 0:
-            problems.append(f"{name}={value!r} out of range")
-        elif name in PATTERNS and value is not None and not PATTERNS[name].fullmatch(value):
-            problems.append(f"{name}={value!r} malformed")
-    return problems
-
-
-def actors_of(event: dict) -> set[str]:
-    kind = event["type"]
-    if kind.startswith("account."):
-        return {event["actor"]}
-    if kind.startswith("live."):
-        return {f"creator:{event['creator_id']}"}
-    return {f"seller:{event['seller_id']}"}
 
 
 # ---- fixtures ---------------------------------------------------------------------------------
@@ -106,20 +44,6 @@ def small_events() -> list[dict]:
 @pytest.fixture(scope="module")
 def small_labels() -> list[dict]:
     return labels(SMALL)
-
-
-def index_by_actor(events: list[dict]) -> dict[str, list[dict]]:
-    """Each actor's events (first deliveries only) in event-time order."""
-    seen, out = set(), collections.defaultdict(list)
-    for event in events:
-        if event["event_id"] in seen:
-            continue
-        seen.add(event["event_id"])
-        for actor in actors_of(event):
-            out[actor].append(event)
-    for events in out.values():
-        events.sort(key=lambda e: e["ts"])
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +131,22 @@ def test_late_arrivals_exist_and_stay_within_the_bound(small_events):
     assert 0 < worst <= SMALL.out_of_order_seconds * 1000
 
 
+def test_brand_registrations_come_first_and_name_every_protected_brand(small_events, small_labels):
+    registered = [e for e in small_events if e["type"] == "brand.registered"]
+    assert {e["brand"] for e in registered} == set(HOME.protected)
+    first_counterfeit = min(x["evidence_ts"] for x in small_labels if x["violation_type"] == "counterfeit_listing")
+    late = [e for e in registered if HOME.protected[e["brand"]].registered == "late"]
+    assert late and all(SMALL.start_ts < e["ts"] < first_counterfeit for e in late)
+    assert small_events[:len(registered) - len(late)] == [e for e in registered if e not in late]
+
+
+def test_brand_registrations_follow_the_contract_once_it_knows_them():
+    from pipeline.contract.events import TOPIC_OF_TYPE
+
+    has_registry = any(e["type"] == "brand.registered" for e in islice(iter_events(TINY), 100))
+    assert has_registry == ("brand.registered" in TOPIC_OF_TYPE)
+
+
 def test_events_stay_inside_the_simulated_span(small_events):
     end = SMALL.start_ts + int(SMALL.hours * 3_600_000)
     assert all(SMALL.start_ts <= e["ts"] < end for e in small_events)
@@ -232,119 +172,8 @@ def test_abuse_starts_after_the_first_hour(small_labels):
     assert min(label["evidence_ts"] for label in small_labels) >= SMALL.start_ts + 3_600_000
 
 
-def _evidence_event(label: dict, by_actor: dict, kinds: tuple[str, ...]) -> dict:
-    return next(e for e in by_actor[label["actor"]] if e["ts"] == label["evidence_ts"] and e["type"] in kinds)
-
-
-def _engagement_is_bought(label, by_actor) -> bool:
-    stats = _evidence_event(label, by_actor, ("live.stats",))
-    live = [e for e in by_actor[label["actor"]] if e["type"] == "live.stats" and e["live_id"] == stats["live_id"]]
-    at = live.index(stats)
-    before = live[max(0, at - 15):at - 2]
-    viewers = statistics.median(e["viewers"] for e in before)
-    likes = statistics.mean(e["likes"] for e in before)
-    follows = statistics.mean(e["new_followers"] for e in before)
-    bought_viewers = stats["viewers"] >= 4 * viewers and stats["likes"] <= 3 * likes + 10
-    bought_follows = stats["new_followers"] >= max(5, 10 * follows)
-    bought_likes = stats["likes"] >= 8 * max(likes, 1) and stats["viewers"] <= 2 * viewers
-    return bought_viewers or bought_follows or bought_likes
-
-
-def _brushing_is_visible(label, by_actor) -> bool:
-    fresh = [e for e in by_actor[label["actor"]] if e["type"] == "order.placed"
-             and e["ts"] <= label["evidence_ts"] and e["buyer_account_age_days"] <= 3
-             and e["ts"] >= label["evidence_ts"] - 40 * MINUTE]
-    devices, payments = {e["device_id"] for e in fresh}, {e["payment_hash"] for e in fresh}
-    return len(fresh) >= 10 and len(devices) <= 4 and len(payments) <= 3
-
-
-def _price_history(label, by_actor, listing_id) -> list[float]:
-    return [e["price"] for e in by_actor[label["actor"]] if e["type"].startswith("listing.")
-            and e.get("listing_id") == listing_id and e["ts"] < label["evidence_ts"] and "price" in e]
-
-
-def _gouged(label, by_actor) -> bool:
-    event = _evidence_event(label, by_actor, ("listing.created", "listing.updated"))
-    history = _price_history(label, by_actor, event["listing_id"])
-    if event["type"] == "listing.updated":
-        return event["price"] >= 2.9 * history[-1] and event["stock"] > 0
-    return event["price"] >= 3.9 * CATEGORY_BY_NAME[event["category"]].median_price
-
-
-def _invented_was_price(label, by_actor) -> bool:
-    event = _evidence_event(label, by_actor, ("listing.created", "listing.updated"))
-    history = _price_history(label, by_actor, event["listing_id"])
-    if history:
-        return event["original_price"] >= 1.9 * max(history)
-    return event["original_price"] >= 2.9 * CATEGORY_BY_NAME[event["category"]].median_price
-
-
-def _counterfeit(label, by_actor) -> bool:
-    event = _evidence_event(label, by_actor, ("listing.created",))
-    level = LUXURY_LEVEL[(event["category"], event["brand"])]
-    return event["price"] <= 0.21 * level or any(word in event["title"] for word in REPLICA_WORDS)
-
-
-def _prohibited(label, by_actor) -> bool:
-    event = _evidence_event(label, by_actor, ("listing.created",))
-    tails = [part.strip() for item in PROHIBITED_ITEMS for part in item[2].split("{kw}") if len(part.strip()) >= 3]
-    return any(tail in event["title"] or tail.capitalize() in event["title"] for tail in tails)
-
-
-def _spam_burst(label, by_actor) -> bool:
-    event = _evidence_event(label, by_actor, ("listing.created",))
-    same = [e for e in by_actor[label["actor"]] if e["type"] == "listing.created"
-            and e["image_hash"] == event["image_hash"] and label["evidence_ts"] - 60 * MINUTE <= e["ts"] <= event["ts"]]
-    return len(same) >= 5
-
-
-def _said_by_host_or_titled(label, by_actor) -> bool:
-    event = _evidence_event(label, by_actor, ("live.transcript", "live.comment", "listing.created"))
-    return event["type"] != "live.comment" or event["by_host"]
-
-
-def _taken_over(label, by_actor) -> bool:
-    events = by_actor[label["actor"]]
-    _evidence_event(label, by_actor, ("account.payout_changed",))
-    logins = [e for e in events if e["type"] == "account.login" and e["ts"] <= label["evidence_ts"]]
-    for login in logins:
-        if label["evidence_ts"] - 60 * MINUTE <= login["ts"] <= label["evidence_ts"] - 5 * MINUTE:
-            earlier = [e for e in logins if e["ts"] < login["ts"]]
-            if earlier and all(e["device_id"] != login["device_id"] and e["country"] != login["country"]
-                               for e in earlier):
-                return True
-    return False
-
-
-def _tied_to_an_earlier_abuser(label, by_actor, small_labels) -> bool:
-    event = _evidence_event(label, by_actor, ("account.login", "account.payout_changed"))
-    key, value = ("device_id", event["device_id"]) if event["type"] == "account.login" else \
-        ("payout_hash", event["payout_hash"])
-    owners = {e["actor"] for events in by_actor.values() for e in events
-              if e.get(key) == value and e["ts"] < event["ts"] and e.get("actor") not in (None, label["actor"])}
-    severe = {x["actor"] for x in small_labels if x["violation_type"] in ("prohibited_listing", "counterfeit_listing")
-              and x["evidence_ts"] < label["evidence_ts"]}
-    first_seen = by_actor[label["actor"]][0]["ts"]
-    return bool(owners & severe) and first_seen >= min(x["evidence_ts"] for x in small_labels if x["actor"] in owners)
-
-
-def insufficient_evidence(all_labels: list[dict], by_actor: dict[str, list[dict]]) -> list[dict]:
-    """Labels whose evidence event is missing or does not show what `abuse.py` documents."""
-    checks = {
-        "engagement_inflation": _engagement_is_bought, "order_brushing": _brushing_is_visible,
-        "price_gouging": _gouged, "fake_discount": _invented_was_price, "counterfeit_listing": _counterfeit,
-        "prohibited_listing": _prohibited, "listing_spam": _spam_burst,
-        "off_platform_solicitation": _said_by_host_or_titled, "misleading_claims": _said_by_host_or_titled,
-        "account_takeover": _taken_over,
-        "linked_accounts": lambda label, events: _tied_to_an_earlier_abuser(label, events, all_labels),
-    }
-    return [label for label in all_labels
-            if not any(e["ts"] == label["evidence_ts"] for e in by_actor[label["actor"]])
-            or not checks[label["violation_type"]](label, by_actor)]
-
-
 def test_evidence_is_sufficient_as_documented(small_labels, by_actor):
-    assert not insufficient_evidence(small_labels, by_actor)
+    assert not insufficient_evidence(HOME, small_labels, by_actor)
 
 
 @pytest.mark.parametrize("cfg", [SimConfig(seed=21, hours=0.5, scale=0.1), SimConfig(seed=24, hours=26.0, scale=0.05)],
@@ -354,7 +183,7 @@ def test_evidence_holds_for_short_and_multi_day_streams(cfg):
     end = cfg.start_ts + int(cfg.hours * 3_600_000)
     assert {label["violation_type"] for label in all_labels} == set(VIOLATION_TYPES)
     assert all(cfg.start_ts < label["evidence_ts"] < end for label in all_labels)
-    assert not insufficient_evidence(all_labels, index_by_actor(list(iter_events(cfg))))
+    assert not insufficient_evidence(HOME, all_labels, index_by_actor(list(iter_events(cfg))))
 
 
 # ---- hard negatives -------------------------------------------------------------------------------
@@ -392,7 +221,7 @@ def test_hard_negatives_really_look_suspicious(by_actor):
         assert not any(e["type"] == "account.payout_changed" and 0 <= e["ts"] - abroad["ts"] <= 60 * MINUTE
                        for e in events)
     for events in negatives["viewer_asks_whatsapp"]:
-        asks = [e for e in events if e["type"] == "live.comment" and e["text"] in VIEWER_CONTACT_ASKS]
+        asks = [e for e in events if e["type"] == "live.comment" and e["text"] in HOME.wording.viewer_contact_asks]
         assert asks and not any(e["by_host"] for e in asks)
 
 
@@ -437,4 +266,4 @@ def test_paced_follows_event_time_at_the_speedup():
 
 def test_default_config_size():
     # Its speed is the benchmark's to measure (bench/bench.py), not a timed unit test's.
-    assert 150_000 <= sum(1 for _ in iter_events(SimConfig())) <= 300_000
+    assert 150_000 <= sum(1 for _ in iter_events(SimConfig())) <= 300_000  # 238k for seed 7

@@ -46,6 +46,9 @@ _OVERRIDES = {
     "hours": "source.simulator.hours",
     "scale": "source.simulator.scale",
     "speedup": "source.simulator.speedup",
+    "world": "source.simulator.world",
+    "start": "source.simulator.start",
+    "feedback": "source.simulator.feedback",
     "recovery_dir": "recovery.dir",
     "policy": "policy_path",
 }

@@ -57,6 +57,11 @@ def add_run_command(sub: Any) -> argparse.ArgumentParser:
     run.add_argument("--hours", type=positive_float, help="simulated hours")
     run.add_argument("--scale", type=positive_float, help="simulator population scale")
     run.add_argument("--speedup", type=float, help="pace the simulator: event time x N wall clock (0 = max)")
+    run.add_argument("--world", metavar="NAME", help="simulated marketplace: home, harbour, sakura, atelier or a file")
+    run.add_argument("--start", metavar="TIME",
+                     help="simulator's first event time: auto (ends now; starts now when paced), now or ISO-8601")
+    run.add_argument("--feedback", action=argparse.BooleanOptionalAction, default=None,
+                     help="simulator: appeals, decisions and lessons for the run's own violations (file outputs)")
     run.add_argument("--recovery-dir", metavar="DIR", help="Bytewax recovery snapshots (resume after a crash)")
     run.add_argument("-w", "--workers", type=positive_int, default=1, help="worker threads per process (default 1)")
     run.add_argument("-p", "--processes", type=positive_int, default=1,

@@ -12,9 +12,13 @@ from pipeline.cli.common import positive_float
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from simulator import SimConfig, write
+    from simulator import DEFAULT_START_TS, SimConfig, load_world, write
+    from simulator.source import start_ts
 
-    cfg = SimConfig(seed=args.seed, hours=args.hours, scale=args.scale)
+    load_world(args.world)  # an unknown world or a bad file fails here, in one line
+    first = DEFAULT_START_TS if args.start is None else start_ts(
+        args.start, hours=args.hours, paced=False, now_ms=int(time.time() * 1000))
+    cfg = SimConfig(seed=args.seed, hours=args.hours, scale=args.scale, world=args.world, start_ts=first)
     if args.to_kafka:
         from simulator.loadgen import run_loadgen
 
@@ -53,6 +57,12 @@ def add_simulate_command(sub: Any) -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     sim.add_argument("--hours", type=positive_float, default=6.0, help="simulated hours (default 6)")
     sim.add_argument("--scale", type=positive_float, default=1.0, help="population scale (default 1)")
+    sim.add_argument("--world", default="home", metavar="NAME",
+                     help="marketplace: home (default; detectors are tuned on it), held-out harbour, sakura, "
+                          "atelier, or a world file (simulator/worlds/)")
+    sim.add_argument("--start", metavar="TIME",
+                     help="first event time: ISO-8601, now, or auto (the stream ends now); default "
+                          "2026-11-01T00:00:00Z so files are reproducible")
     add_to_kafka_args(sim)
     sim.set_defaults(func=cmd_simulate)
     return sim

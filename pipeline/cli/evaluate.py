@@ -13,9 +13,11 @@ from pipeline.cli.common import positive_float, positive_int
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from analysis.evaluate import evaluate, markdown, weaknesses
 
+    from simulator.world import WORLDS
+
     results = []
-    for world in args.world:
-        for seed in args.seed:
+    for world in args.world or WORLDS:
+        for seed in args.seed or [7]:
             work = Path(args.keep) / f"{world}-{seed}" if args.keep else None
             result = evaluate(world, seed, hours=args.hours, scale=args.scale, work=work, workers=args.workers)
             results.append(result)
@@ -26,7 +28,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_evaluate_command(sub: Any) -> argparse.ArgumentParser:
-    from simulator.worlds import WORLDS
+    from simulator.world import WORLDS
 
     p = sub.add_parser("evaluate", help="detection quality per simulated world: precision, recall, time to detect",
                        description="Simulate each world, replay it through the job and score the outputs against "

@@ -13,13 +13,14 @@ from typing import Sequence
 from pipeline.cli.common import PROG, Parser, run_command
 from pipeline.cli.console import add_console_command
 from pipeline.cli.diff import add_diff_command
+from pipeline.cli.evaluate import add_evaluate_command
 from pipeline.cli.replay import add_replay_command
 from pipeline.cli.report import add_report_command
 from pipeline.cli.run import add_run_command
 from pipeline.cli.simulate import add_simulate_command
 
 COMMANDS = (add_run_command, add_replay_command, add_simulate_command, add_console_command, add_report_command,
-            add_diff_command)
+            add_diff_command, add_evaluate_command)
 
 
 def parser() -> Parser:

@@ -15,7 +15,7 @@ import random
 import pytest
 
 from detectors.pricing import counterfeit, discount, gouging
-from detectors.pricing.levels import word_group
+from detectors.pricing.levels import title_words
 from tests.pricing_helpers import (
     DAY, HOME_GOODS, HOUR, STANDING_DESK, Marketplace, brand_registered, judged, market, upsert, write_ndjson,
 )
@@ -127,7 +127,8 @@ def test_a_price_far_above_comparable_items_is_found_once_the_category_is_warm()
     assert summary(found) == [("seller:S7", "price_gouging", ["far_above_comparable_items"])]
     e = found[0].evidence
     # The comparison a reviewer checks: which items, their going rate, how far above it.
-    assert e["compared_with"].startswith("listings with") and e["comparable_listings"] >= 20
+    assert e["compared_with"] == f"{e['comparable_count']} similar listings" and e["comparable_count"] >= 6
+    assert set(e["comparable_listings"]) <= {ev.listing_id for ev in home() if "Candle" in ev.title}
     assert 12 <= e["going_rate"] <= 30 and e["ratio_to_going_rate"] == pytest.approx(120 / e["going_rate"], rel=0.01)
     assert e["category_going_rate"] < 30
     assert "120.00" in found[0].explanation
@@ -183,16 +184,17 @@ def test_flagged_prices_do_not_move_the_going_rate():
     place = Marketplace()
     found = place.feed(home() + gougers)
     assert len(found) == 150  # the last still far above: 150 gougers did not drag the level up
-    candles = place.states["home"].levels.deviation(place.detector.config.levels, "USD", word_group("scented"), 15.0)
+    candle = title_words("Cozy Scented Candle - Sage", None)
+    candles = place.states["home"].index.reference(place.detector.config.comparable, "", candle, "USD", 15.0)
     assert candles.level_price == pytest.approx(15, rel=0.15)
 
 
-def test_the_comparison_is_named_in_the_words_of_the_title():
+def test_the_comparison_is_with_listings_of_the_same_kind_of_product():
     gouged = upsert("G1", 200.0, minute=60, seller="S7", created=True, title="Soft Blanket - Black")
     found = judged(home() + [gouged])
     assert summary(found) == [("seller:S7", "price_gouging", ["far_above_comparable_items"])]
-    compared_with = found[0].evidence["compared_with"]  # "listings with 'WORD' in the title"
-    assert compared_with.split("'")[1] in gouged.title.lower().split()
+    blankets = {ev.listing_id for ev in home() if "Blanket" in ev.title}
+    assert found[0].evidence["comparable_listings"] and set(found[0].evidence["comparable_listings"]) <= blankets
 
 
 # ---- fake discount ------------------------------------------------------------------------------
@@ -256,7 +258,7 @@ def test_a_new_listing_without_history_is_judged_against_comparable_items_only()
     assert summary(found) == [("seller:S3", "fake_discount", ["was_far_above_comparable_items"])]
     e = found[0].evidence
     assert e["listing_id"] == "N1" and e["was_price_ratio_to_going_rate"] >= 2.5
-    assert e["was_price_compared_with"].startswith("listings with")
+    assert e["was_price_compared_with"] == f"{e['was_price_comparable_count']} similar listings"
 
 
 def test_a_new_listing_claim_before_the_warm_up_is_clean():
@@ -426,12 +428,15 @@ def test_state_stays_bounded_over_many_listings_brands_and_registrations():
     events += [upsert(f"L{i}", round(rng.uniform(5, 50), 2), minute=i / 10, created=True, brand=f"Brand {i % 97}",
                       title=f"Gadget {i} thing {rng.random():.6f}") for i in range(3000)]
     events += [upsert("L2999", 10.0 + i, minute=300 + i) for i in range(40)]  # one listing, many prices
-    place = Marketplace(max_listings=500, history_points=12, levels={"max_groups": 20, "level_window": 64},
+    place = Marketplace(max_listings=500, history_points=12,
+                        comparable={"max_items": 200, "max_postings": 40, "max_brand_levels": 30, "offset_window": 9},
                         counterfeit_listing={"max_learned_brands": 50, "max_registered_brands": 100})
     place.feed(events)
-    state = place.states["home"]
+    state, index = place.states["home"], place.states["home"].index
     assert len(state.listings) == 500 and len(state.listings["L2999"].points) <= 12
-    assert len(state.levels) <= 20 and all(len(level.ring) <= 64 for level in state.levels.levels.values())
+    assert len(index) <= 200 and all(len(ids) <= 40 for ids in index.postings.values())
+    assert set(index.word_prices) == set(index.df) and len(index.df) <= 200 * 4
+    assert len(index.offsets) <= 30 and all(len(level.ring) <= 9 for level in index.offsets.values())
     assert len(state.brands) <= 50 and len(place.registry.names) <= 100
 
 

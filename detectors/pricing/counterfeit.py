@@ -8,27 +8,27 @@ on genuine listings. Two findings:
   any brand the listing names; look-alike wording ("inspired by", "dupe")
   only right next to a brand named in the title ("inspired by Luma"), so
   "inspired by nature" from a shop called Acme stays clean;
-- *impossible price*: a price at a small fraction of the brand's learned
-  going rate for comparable items (the cheapest of its warm groups), that is
-  judged on the price the listing normally asks: an outlet's real clearance
-  of goods it really sold at full price is not a copy.
+- *impossible price*: a price at a small fraction of what genuine goods of
+  the brand like it sell for (`comparable.py`), judged on the price the
+  listing normally asks: an outlet's real clearance of goods it really sold
+  at full price is not a copy.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import msgspec
 
-from detectors.pricing.levels import (
-    ComparableLevels, LevelsConfig, brand_group, comparable_groups, most_specific, word_group,
-)
+from detectors.pricing.comparable import ComparableConfig, ComparableIndex
 from detectors.pricing.market import BrandRegistry, CategoryMarket, Mention, brands_in
 from detectors.text import CLAUSE_BREAK, normalize, normalized, phrase_matcher
 
 VIOLATION_TYPE = "counterfeit_listing"
 DETECTOR = "counterfeit_listing_v2"
+_SPLIT_COMPOUND = re.compile(r"(?<=\w)-(?=\w)")
 LINKING_WORDS = frozenset({"by", "of", "for", "like", "to", "as"})  # "inspired by", "dupe of", "similar to"
 
 
@@ -43,11 +43,13 @@ class CounterfeitConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
         Wording that compares with a brand ("inspired", "dupe"); it counts only
         directly next to a brand named in the title.
     impossible_price_ratio, impossible_price_z
-        An impossible price: at most this fraction of the brand's going rate for
-        comparable items and at least this many robust standard deviations below it.
-    generic_price_ratio
-        Judged against the brand as a whole (no warm group of its items like
-        this one), also at most this many times what no-name comparable items cost.
+        An impossible price: at most this fraction of the going rate of the
+        brand's listings like this one, and at least this many robust standard
+        deviations below it.
+    model_price_ratio, generic_price_ratio
+        A registered brand without enough listings like this one: at most this
+        fraction of similar items at the brand's level, and at most
+        `generic_price_ratio` times what similar no-name items cost.
     min_brand_listings
         A brand this category's sellers name on this many genuine listings is
         known, registered or not.
@@ -61,6 +63,7 @@ class CounterfeitConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     lookalike_terms: list[str]
     impossible_price_ratio: float
     impossible_price_z: float
+    model_price_ratio: float
     generic_price_ratio: float
     min_brand_listings: int
     max_registered_brands: int
@@ -72,9 +75,10 @@ class Wording:
     """The copy and look-alike wording of a `CounterfeitConfig`, compiled once."""
 
     def __init__(self, cfg: CounterfeitConfig) -> None:
-        self.replica = phrase_matcher(tuple(t for t in cfg.replica_terms if CLAUSE_BREAK not in _keys(t)))
-        # Terms the tokenizer splits at a clause break ("1:1") are found literally.
-        self.literal = [t for t in cfg.replica_terms if CLAUSE_BREAK in _keys(t)]
+        # Terms the tokenizer splits at a clause break ("1:1"), or whose matching keys are tiny ("aaa" folds
+        # to "a", and its plural to "as", which "A5" also folds to), are found literally, as whole words.
+        self.literal = [t for t in cfg.replica_terms if CLAUSE_BREAK in _keys(t) or min(map(len, _keys(t))) < 3]
+        self.replica = phrase_matcher(tuple(t for t in cfg.replica_terms if t not in self.literal))
         self.lookalike = phrase_matcher(tuple(cfg.lookalike_terms))
 
     def replica_terms(self, text: str) -> list[str]:
@@ -123,47 +127,41 @@ def registered_or_named(registry: BrandRegistry | None, brand_field: str | None,
     return (name, True) if name is not None else (brand_field or "", False)
 
 
-def impossible_price(cfg: CounterfeitConfig, levels_cfg: LevelsConfig, levels: ComparableLevels, currency: str,
-                     brand: str, words: frozenset[str], price: float,
-                     written: dict[str, str] | None = None) -> dict[str, Any] | None:
+def impossible_price(cfg: CounterfeitConfig, comparable: ComparableConfig, index: ComparableIndex,
+                     listing_id: str, currency: str, brand: str, registered: bool, words: frozenset[str],
+                     price: float) -> dict[str, Any] | None:
     """Evidence that `price` is impossible for genuine goods of `brand`, or None.
 
-    Compared with the most specific warm group of the brand's comparable
-    items (the brand's items with the same kind-of-product words). When only the brand as a
-    whole is warm, its other product lines say little about this one (a key
-    charm next to its bags), so the price must also be below the lowest
-    price genuine goods of the brand were seen at, and no more than
-    `generic_price_ratio` times what no-name comparable items cost: a copy
-    sells at a no-name price, a cheaper line of the brand above it.
+    Against listings of the brand like this one: at most `impossible_price_ratio`
+    of their going rate. Without enough of those, only a registered brand is
+    judged, against similar items of any brand at this brand's level, more
+    strictly (`model_price_ratio`), and only at a no-name price (at most
+    `generic_price_ratio` times what similar items cost without brand
+    premiums): a copy sells at a no-name price, a cheaper line of the brand
+    above it, and an ordinary brand's cheap line is nobody's copy.
     """
-    warm = comparable_groups(levels_cfg, levels, currency, brand, words, price) or []
-    whole_brand = not warm
-    if whole_brand:
-        warm = levels.warm(levels_cfg, currency, [brand_group(brand)], price)
-    if not warm:
+    reference = index.reference(comparable, brand, words, currency, price, exclude=listing_id, lean=-1.0)
+    if reference is None or (not reference.same_brand and not registered):
         return None
-    reference = most_specific(warm, prefer_expensive=False)
-    if (-reference.z < cfg.impossible_price_z
-            or not reference.surely_below(cfg.impossible_price_ratio, levels_cfg.level_certainty)):
+    ratio = cfg.impossible_price_ratio if reference.same_brand else cfg.model_price_ratio
+    if -reference.z < cfg.impossible_price_z or not reference.surely_below(ratio, comparable.level_certainty):
         return None
-    evidence = {**reference.evidence(written), "brand_price_ratio": round(reference.ratio, 3),
-                "threshold_price_ratio": cfg.impossible_price_ratio, "threshold_z": cfg.impossible_price_z}
-    if whole_brand:
-        lowest = levels.lowest(currency, brand_group(brand))
-        generic = levels.warm(levels_cfg, currency, [word_group(w) for w in words], price)
-        no_name = most_specific(generic, prefer_expensive=True) if generic else None
-        if lowest is None or price >= lowest or no_name is None or no_name.ratio > cfg.generic_price_ratio:
+    evidence = {**reference.evidence(), "brand_price_ratio": round(reference.ratio, 3),
+                "threshold_price_ratio": ratio, "threshold_z": cfg.impossible_price_z}
+    if not reference.same_brand:
+        no_name = index.product_level(comparable, words, currency, price, exclude=listing_id)
+        if no_name is None or no_name.ratio > cfg.generic_price_ratio:
             return None
-        evidence.update({"brand_lowest_genuine_price": round(lowest, 2),
-                         "no_name_going_rate": round(no_name.level_price, 2),
+        evidence.update({"no_name_going_rate": round(no_name.level_price, 2),
                          "ratio_to_no_name_items": round(no_name.ratio, 3)})
     return evidence
 
 
-def judge(cfg: CounterfeitConfig, wording: Wording, levels_cfg: LevelsConfig, market: CategoryMarket,
-          registry: BrandRegistry | None, title: str, brand_field: str | None, brand: str,
-          words: frozenset[str], written: dict[str, str], currency: str, price: float) -> dict[str, dict[str, Any]]:
+def judge(cfg: CounterfeitConfig, wording: Wording, comparable: ComparableConfig, market: CategoryMarket,
+          registry: BrandRegistry | None, listing_id: str, title: str, brand_field: str | None, brand: str,
+          words: frozenset[str], currency: str, price: float) -> dict[str, dict[str, Any]]:
     """Counterfeit findings for one listing state (empty when clean)."""
+    title = _SPLIT_COMPOUND.sub(" ", title)  # "Luma-style" names the brand and then says how
     mentions = brands_in(title, registry, market, cfg.min_brand_listings)
     findings: dict[str, dict[str, Any]] = {}
     named = registered_or_named(registry, brand_field, brand) if brand else None
@@ -182,7 +180,9 @@ def judge(cfg: CounterfeitConfig, wording: Wording, levels_cfg: LevelsConfig, ma
             findings["replica_wording"] = {"brand_matched": name, "brand_registered": name in _registered(registry),
                                            "replica_terms": [term]}
     if brand:
-        impossible = impossible_price(cfg, levels_cfg, market.levels, currency, brand, words, price, written)
+        registered = named is not None and named[1]
+        impossible = impossible_price(cfg, comparable, market.index, listing_id, currency, brand, registered, words,
+                                      price)
         if impossible is not None:
             findings["impossible_price"] = {"brand_matched": named[0] if named else brand, **impossible}
     return findings

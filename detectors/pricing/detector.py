@@ -20,7 +20,9 @@ from detectors.pricing import counterfeit, discount, gouging
 from detectors.pricing.counterfeit import CounterfeitConfig, Wording
 from detectors.pricing.discount import DiscountConfig
 from detectors.pricing.gouging import GougingConfig
-from detectors.pricing.levels import LevelsConfig, brand_key, groups_of, money, title_words, written_words
+from detectors.pricing.comparable import ComparableConfig, Item
+from detectors.pricing.discount import asking_price
+from detectors.pricing.levels import brand_key, money, title_words
 from detectors.pricing.market import BrandRegistry, CategoryMarket, ListingRecord, PricePoint
 from detectors.registry import register
 from pipeline.contract.events import BrandRegistered, ListingCreated, ListingUpdated, ListingUpserted
@@ -38,14 +40,14 @@ class PricingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     history_days, history_points
         Each listing's price history: this many days back (from its newest
         price), at most this many price points.
-    levels, price_gouging, fake_discount, counterfeit_listing
-        `[detectors.pricing.levels]` and one table per judge.
+    comparable, price_gouging, fake_discount, counterfeit_listing
+        `[detectors.pricing.comparable]` and one table per judge.
     """
 
     max_listings: int
     history_days: float
     history_points: int
-    levels: LevelsConfig
+    comparable: ComparableConfig
     price_gouging: GougingConfig
     fake_discount: DiscountConfig
     counterfeit_listing: CounterfeitConfig
@@ -58,8 +60,8 @@ class Pricing:
     Examples
     --------
     A category learns what ceramic vases and mugs cost; one seller then asks
-    six times the going rate of vases (its most expensive comparable group),
-    and later shows a strike-through price it never charged:
+    six times what vases like it cost, and later shows a strike-through price
+    it never charged:
 
     >>> from detectors.pricing.testing import example_config, listing
     >>> det = Pricing(example_config())
@@ -69,7 +71,7 @@ class Pricing:
     ...     state, _ = det.on_event(state, listing(i, title, price))
     >>> state, found = det.on_event(state, listing(80, "Ceramic Vase", 140.0))
     >>> [(s.violation_type, s.evidence["kinds"], s.evidence["compared_with"]) for s in found]
-    [('price_gouging', ['far_above_comparable_items'], "listings with 'vase' in the title")]
+    [('price_gouging', ['far_above_comparable_items'], '15 similar listings')]
     >>> state, found = det.on_event(state, listing(81, "Ceramic Vase", 22.0, minute=600, listing_id="L1"))
     >>> state, found = det.on_event(state, listing(82, "Ceramic Vase", 20.0, was=60.0, minute=700, listing_id="L1"))
     >>> [(s.violation_type, s.evidence["kinds"]) for s in found]
@@ -117,7 +119,7 @@ class Pricing:
         at = record.add(PricePoint(event.ts, event.price, event.original_price, event.stock), self._keep_ms,
                         cfg.history_points)
         brand, words = brand_key(event.brand), title_words(event.title, event.brand)
-        findings = self._judge(market, shared, record, at, event, brand, words, written_words(event.title))
+        findings = self._judge(market, shared, record, at, event, brand, words)
         if not any(findings.values()):
             self._learn(market, record, at, event, brand, words)
             return market, []
@@ -136,26 +138,25 @@ class Pricing:
         return True
 
     def _judge(self, market: CategoryMarket, registry: BrandRegistry | None, record: ListingRecord, at: int,
-               event: ListingUpserted, brand: str, words: frozenset[str],
-               written: dict[str, str]) -> dict[str, dict[str, Any]]:
-        cfg, levels = self.config, market.levels
+               event: ListingUpserted, brand: str, words: frozenset[str]) -> dict[str, dict[str, Any]]:
+        cfg, index, lid, cur = self.config, market.index, event.listing_id, event.currency
         return {
-            gouging.VIOLATION_TYPE: gouging.judge(cfg.price_gouging, cfg.levels, levels, record, at,
-                                                  event.currency, brand, words, written),
-            discount.VIOLATION_TYPE: discount.judge(cfg.fake_discount, cfg.levels, levels, record, at,
-                                                    event.currency, brand, words, written),
-            counterfeit.VIOLATION_TYPE: counterfeit.judge(cfg.counterfeit_listing, self.wording, cfg.levels, market,
-                                                          registry, event.title, event.brand, brand, words, written,
-                                                          event.currency, discount.asking_price(cfg.fake_discount,
-                                                                                                record, at)),
+            gouging.VIOLATION_TYPE: gouging.judge(cfg.price_gouging, cfg.comparable, index, lid, record, at, cur,
+                                                  brand, words),
+            discount.VIOLATION_TYPE: discount.judge(cfg.fake_discount, cfg.comparable, index, lid, record, at, cur,
+                                                    brand, words),
+            counterfeit.VIOLATION_TYPE: counterfeit.judge(
+                cfg.counterfeit_listing, self.wording, cfg.comparable, market, registry, lid, event.title,
+                event.brand, brand, words, cur, discount.asking_price(cfg.fake_discount, record, at)),
         }
 
     def _learn(self, market: CategoryMarket, record: ListingRecord, at: int, event: ListingUpserted, brand: str,
                words: frozenset[str]) -> None:
         """A clean listing teaches its groups its price (once per new price) and its brand's name."""
+        market.index.learn(self.config.comparable, event.listing_id,
+                           Item(brand, words, math.log(asking_price(self.config.fake_discount, record, at)),
+                                event.currency))
         points = record.points
-        if at == 0 or points[at - 1].price != event.price:
-            market.levels.learn(self.config.levels, event.currency, groups_of(brand, words), event.price)
         if event.brand and len(points) == 1:
             market.learn_brand(event.brand, self.config.counterfeit_listing.max_learned_brands)
 

@@ -21,7 +21,8 @@ from typing import Any
 import msgspec
 
 from detectors.pricing.gouging import far_above
-from detectors.pricing.levels import ROUNDING, ComparableLevels, LevelsConfig
+from detectors.pricing.comparable import ComparableConfig, ComparableIndex
+from detectors.pricing.levels import ROUNDING
 from detectors.pricing.market import ListingRecord
 
 VIOLATION_TYPE = "fake_discount"
@@ -73,22 +74,22 @@ def asking_price(cfg: DiscountConfig, record: ListingRecord, at: int) -> float:
     return point.was if record.charged(point.was, point.ts, window_ms, hold_ms) else point.price
 
 
-def judge(cfg: DiscountConfig, levels_cfg: LevelsConfig, levels: ComparableLevels, record: ListingRecord, at: int,
-          currency: str, brand: str, words: frozenset[str], written: dict[str, str]) -> dict[str, dict[str, Any]]:
+def judge(cfg: DiscountConfig, comparable: ComparableConfig, index: ComparableIndex, listing_id: str,
+          record: ListingRecord, at: int, currency: str, brand: str, words: frozenset[str]) -> dict[str, dict[str, Any]]:
     """Fake-discount findings for the price point at `at` of a listing (empty when clean or judged before).
 
     A point that arrives late may be the missing history of a discount shown
     after it (a creation delivered after the first update): that discount is
     judged again with the history now known.
     """
-    found = _judge_point(cfg, levels_cfg, levels, record, at, currency, brand, words, written, again=False)
+    found = _judge_point(cfg, comparable, index, listing_id, record, at, currency, brand, words, again=False)
     if not found and at + 1 < len(record.points):
-        found = _judge_point(cfg, levels_cfg, levels, record, at + 1, currency, brand, words, written, again=True)
+        found = _judge_point(cfg, comparable, index, listing_id, record, at + 1, currency, brand, words, again=True)
     return found
 
 
-def _judge_point(cfg: DiscountConfig, levels_cfg: LevelsConfig, levels: ComparableLevels, record: ListingRecord,
-                 at: int, currency: str, brand: str, words: frozenset[str], written: dict[str, str],
+def _judge_point(cfg: DiscountConfig, comparable: ComparableConfig, index: ComparableIndex, listing_id: str,
+                 record: ListingRecord, at: int, currency: str, brand: str, words: frozenset[str],
                  again: bool) -> dict[str, dict[str, Any]]:
     point = record.points[at]
     if point.was is None or point.price > point.was * (1.0 - cfg.min_discount):
@@ -118,8 +119,8 @@ def _judge_point(cfg: DiscountConfig, levels_cfg: LevelsConfig, levels: Comparab
         return {}
     if again:
         return {}  # nothing new to say about comparable items
-    far = far_above(levels_cfg, levels, currency, brand, words, point.was, cfg.far_above_ratio, cfg.far_above_z,
-                    cfg.far_above_category_ratio, prefix="was_price_", written=written)
+    far = far_above(comparable, index, listing_id, currency, brand, words, point.was, cfg.far_above_ratio,
+                    cfg.far_above_z, cfg.far_above_category_ratio, prefix="was_price_")
     if far is None:
         return {}
     return {"was_far_above_comparable_items": {**common, **far}}

@@ -1,12 +1,11 @@
 """Price gouging: a steep raise against the listing's own recent prices, or a price far above comparable items.
 
-Comparable means the same kind of product (`levels.py`): a listing is held to
-the most expensive group of comparable items its title and brand put it in,
-so a legitimately expensive product type in a cheap category (a standing desk
-among candles) is compared with other desks, and a premium brand with itself.
-A title with a word the category has not seen enough of, or a brand whose
-items like this one are still few, is not judged against a going rate at
-all (precision first). A
+Comparable means the same kind of product (`comparable.py`): the listings
+most like this one, at its brand's level, so a legitimately expensive
+product type in a cheap category (a standing desk among candles) is compared
+with other desks, and a premium brand with itself. A title the category has
+not seen the like of, or a brand whose level is not known yet, is not judged
+against a going rate at all (precision first). A
 return to a price the listing really charged (the end of a sale) is never a
 raise.
 """
@@ -17,9 +16,8 @@ from typing import Any
 
 import msgspec
 
-from detectors.pricing.levels import (
-    ALL, ComparableLevels, Deviation, LevelsConfig, comparable_groups, in_stock, most_specific,
-)
+from detectors.pricing.comparable import ComparableConfig, ComparableIndex
+from detectors.pricing.levels import in_stock
 from detectors.pricing.market import ListingRecord, PricePoint
 
 VIOLATION_TYPE = "price_gouging"
@@ -41,8 +39,7 @@ class GougingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     raise_lookback_seconds
         How far back a listing's own prices count as its recent prices.
     far_above_ratio, far_above_z
-        Far above comparable items: at least this many times the going rate of
-        the most specific group of comparable items the listing belongs to,
+        Far above comparable items: at least this many times their going rate
         and at least this many robust standard deviations above it.
     far_above_category_ratio
         And at least this many times the category's going rate, so a noisy
@@ -90,38 +87,24 @@ def ends_a_sale(points: list[PricePoint], at: int) -> bool:
     return previous.was is not None and previous.price < points[at].price <= previous.was * 1.01
 
 
-def comparable_reference(levels_cfg: LevelsConfig, levels: ComparableLevels, currency: str, brand: str,
-                         words: frozenset[str], price: float) -> Deviation | None:
-    """`price` against the most specific group of comparable items the listing belongs to, or None.
-
-    Comparable items are its brand's items (or, unbranded, the category's)
-    sharing the words of its title that name a kind of product
-    (`levels.comparable_groups`). A word the category has not seen enough of
-    may name a new, expensive product type (the first desks among candles),
-    and a brand as a whole mixes its product lines: neither is compared.
-    """
-    groups = comparable_groups(levels_cfg, levels, currency, brand, words, price)
-    return most_specific(groups, prefer_expensive=True) if groups else None
-
-
-def far_above(levels_cfg: LevelsConfig, levels: ComparableLevels, currency: str, brand: str,
+def far_above(cfg: ComparableConfig, index: ComparableIndex, listing_id: str, currency: str, brand: str,
               words: frozenset[str], price: float, ratio: float, z: float, category_ratio: float,
-              prefix: str = "", written: dict[str, str] | None = None) -> dict[str, Any] | None:
+              prefix: str = "") -> dict[str, Any] | None:
     """Evidence that `price` is far above comparable items (at least `ratio` times, `z` spreads), or None."""
-    reference = comparable_reference(levels_cfg, levels, currency, brand, words, price)
-    if reference is None or reference.z < z or not reference.surely_above(ratio, levels_cfg.level_certainty):
+    reference = index.reference(cfg, brand, words, currency, price, exclude=listing_id, lean=+1.0)
+    if reference is None or reference.z < z or not reference.surely_above(ratio, cfg.level_certainty):
         return None
-    category = levels.deviation(levels_cfg, currency, ALL, price)
-    if category is None or not category.surely_above(category_ratio, levels_cfg.level_certainty):
-        return None
-    return {**{prefix + k: v for k, v in reference.evidence(written).items()},
-            f"{prefix}category_going_rate": round(category.level_price, 2),
+    category = index.category_level(currency)
+    if category is None or price < category_ratio * category:
+        return None  # unremarkable for the category as a whole
+    return {**{prefix + k: v for k, v in reference.evidence().items()},
+            f"{prefix}category_going_rate": round(category, 2),
             "threshold_far_above_ratio": ratio, "threshold_far_above_z": z,
             "threshold_far_above_category_ratio": category_ratio}
 
 
-def judge(cfg: GougingConfig, levels_cfg: LevelsConfig, levels: ComparableLevels, record: ListingRecord, at: int,
-          currency: str, brand: str, words: frozenset[str], written: dict[str, str]) -> dict[str, dict[str, Any]]:
+def judge(cfg: GougingConfig, comparable: ComparableConfig, index: ComparableIndex, listing_id: str,
+          record: ListingRecord, at: int, currency: str, brand: str, words: frozenset[str]) -> dict[str, dict[str, Any]]:
     """Price gouging findings for the price point at `at` of a listing (empty when clean)."""
     points = record.points
     findings: dict[str, dict[str, Any]] = {}
@@ -132,8 +115,8 @@ def judge(cfg: GougingConfig, levels_cfg: LevelsConfig, levels: ComparableLevels
     if raised is not None:
         findings["sudden_raise"] = raised
     if not ends_a_sale(points, at):
-        far = far_above(levels_cfg, levels, currency, brand, words, points[at].price, cfg.far_above_ratio,
-                        cfg.far_above_z, cfg.far_above_category_ratio, written=written)
+        far = far_above(comparable, index, listing_id, currency, brand, words, points[at].price, cfg.far_above_ratio,
+                        cfg.far_above_z, cfg.far_above_category_ratio)
         if far is not None:
             findings["far_above_comparable_items"] = {**far, "price_point_ts": points[at].ts}
     return findings

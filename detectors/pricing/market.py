@@ -1,8 +1,8 @@
 """The state the pricing judges share: one category's market, and the platform's brand registry.
 
-`CategoryMarket` is what a category's listings taught: comparable price
-levels (`levels.py`), each listing's own recent price history, and the
-brands its sellers name. `BrandRegistry` is what the platform says: the
+`CategoryMarket` is what a category's listings taught: comparable items
+(`comparable.py`), each listing's own recent price history, and the brands
+its sellers name. `BrandRegistry` is what the platform says: the
 brands it protects (`brand.registered` events), kept once per shard and read
 by every category in it.
 """
@@ -13,7 +13,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from detectors.pricing.levels import ROUNDING, ComparableLevels, brand_key
+from detectors.pricing.comparable import ComparableIndex
+from detectors.pricing.levels import ROUNDING, brand_key
 from detectors.text import CLAUSE_BREAK, normalized
 
 MAX_BRAND_TOKENS = 4  # longest brand name matched in a title, in words
@@ -101,7 +102,7 @@ class ListingRecord:
 class CategoryMarket:
     """A category's learned price levels, listings and the brands its sellers name."""
 
-    levels: ComparableLevels = field(default_factory=ComparableLevels)
+    index: ComparableIndex = field(default_factory=ComparableIndex)
     listings: OrderedDict[str, ListingRecord] = field(default_factory=OrderedDict)
     # brand key -> (name as written, genuine listings that named it), least recently seen first
     brands: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict)
@@ -133,17 +134,63 @@ class CategoryMarket:
         return entry[0] if entry is not None and entry[1] >= min_listings else None
 
 
+MIN_FUZZY_CHARS = 6  # a protected name at least this long is also found misspelt by one letter
+
+
 @dataclass(slots=True)
 class BrandRegistry:
-    """The brands the platform protects (from `brand.registered`), by brand key, with their names."""
+    """The brands the platform protects (from `brand.registered`), by brand key, with their names.
+
+    Counterfeiters misspell protected names ("Brakenridge" for "Brackenridge")
+    so that exact matching misses them: every key of `MIN_FUZZY_CHARS` or
+    more is also indexed by its one-letter deletions, and found within one
+    edit (a letter dropped, added or changed).
+    """
 
     names: dict[str, str] = field(default_factory=dict)
+    near: dict[str, str] = field(default_factory=dict)  # one-letter deletion of a key -> that key
 
     def register(self, brand: str, aliases: list[str], max_brands: int) -> None:
         for written in (brand, *aliases):
             key = brand_key(written)
             if key and (key in self.names or len(self.names) < max_brands):
                 self.names[key] = brand
+                if len(key) >= MIN_FUZZY_CHARS:
+                    for variant in _deletions(key):
+                        self.near.setdefault(variant, key)
+
+    def find(self, key: str) -> str | None:
+        """The registered key `key` names, exactly or within one edit."""
+        if key in self.names:
+            return key
+        if len(key) < MIN_FUZZY_CHARS - 1 or not self.near:
+            return None
+        for candidate in (key, *_deletions(key)):
+            found = self.near.get(candidate) or (candidate if candidate in self.names else None)
+            if found is not None and _one_edit(key, found):
+                return found
+        return None
+
+
+def _deletions(key: str) -> set[str]:
+    return {key[:i] + key[i + 1:] for i in range(len(key))}
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether `a` becomes `b` by dropping, adding or changing one letter.
+
+    >>> _one_edit("brakenridge", "brackenridge"), _one_edit("luma", "lima"), _one_edit("luma", "lamp")
+    (True, True, False)
+    """
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b)) <= 1
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1:]
 
 
 class Mention(NamedTuple):
@@ -167,6 +214,9 @@ def brands_in(text: str, registry: BrandRegistry | None, market: CategoryMarket,
     >>> registry.register("Luma", ["LUMA Paris"], 100)
     >>> [(m.name, m.registered) for m in brands_in("Aster & Vale tote, LUMA paris style", registry, market, 3)]
     [('Aster & Vale', False), ('Luma', True)]
+    >>> registry.register("Brackenridge", [], 100)
+    >>> [m.name for m in brands_in("inspired Brakenridge pannier", registry, market, 3)]
+    ['Brackenridge']
     """
     keys = normalized(text).keys
     found: list[Mention] = []
@@ -177,7 +227,8 @@ def brands_in(text: str, registry: BrandRegistry | None, market: CategoryMarket,
             if CLAUSE_BREAK in words:
                 continue
             key = " ".join(words)
-            registered = registry.names.get(key) if registry is not None else None
+            protected = registry.find(key) if registry is not None else None
+            registered = registry.names[protected] if protected is not None else None
             name = registered or market.known_brand(key, min_listings)
             if name is not None:
                 found.append(Mention(key, name, i, i + n, registered is not None))

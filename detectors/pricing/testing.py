@@ -10,14 +10,14 @@ import msgspec
 from pipeline.contract.events import ListingCreated, ListingUpdated
 
 
-def example_config(**levels):
-    """`[detectors.pricing]` as config/shopguard.toml ships it, with `levels` keys changed."""
+def example_config(**comparable):
+    """`[detectors.pricing]` as config/shopguard.toml ships it, with `comparable` keys changed."""
     from detectors.pricing.detector import PricingConfig
 
     path = Path(__file__).resolve().parents[2] / "config" / "shopguard.toml"
     with open(path, "rb") as f:
         table = tomllib.load(f)["detectors"]["pricing"]
-    table = {**table, "levels": {**table["levels"], **levels}}
+    table = {**table, "comparable": {**table["comparable"], **comparable}}
     return msgspec.convert(table, PricingConfig)
 
 

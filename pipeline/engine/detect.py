@@ -40,6 +40,7 @@ from pipeline.engine.shards import DUPLICATE, NEW, EntityStates, EventClock, Pla
 from sinks.metrics import Metrics
 
 log = logging.getLogger("shopguard.detect")
+_LOGGED: set[str] = set()  # detectors whose first error this process has logged (shards share it)
 
 
 def feature_key(event: Event, shards: int) -> str:
@@ -57,13 +58,12 @@ class DetectorErrors:
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        self.logged: set[str] = set()
 
     def dead_letter(self, detector: str, event: Event, err: Exception) -> DeadLetter:
         self.metrics.detector_errors_child(detector).inc()
         self.metrics.dead_letters_child("detector_error").inc()
-        if detector not in self.logged:  # a poison event repeated a million times must not flood the log
-            self.logged.add(detector)
+        if detector not in _LOGGED:  # a poison event repeated a million times must not flood the log
+            _LOGGED.add(detector)
             log.error("detector %s raised on event %s (further errors of it are counted, not logged)",
                       detector, event.event_id, exc_info=err)
         return DeadLetter(

@@ -63,12 +63,13 @@ class Standing(msgspec.Struct, frozen=True, kw_only=True):
     under_appeal: list[str] = []  # extension: ids of violations with an appeal filed and not yet decided
 
 
-class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     raw: str
     error: str
     source: str
     ts: int
     reason: str  # extension: a short machine label (the metric's `reason`)
+    raw_bytes: int | None = None  # extension: the input's size when `raw` quotes only its beginning
 
 
 class AppealOutcome(msgspec.Struct, frozen=True, kw_only=True):

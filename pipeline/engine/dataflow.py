@@ -41,7 +41,7 @@ from bytewax.outputs import Sink
 from detectors.models.features import ActorFeatures
 from detectors.models.online import OnlineModels
 from detectors.registry import registry
-from pipeline.config import Config
+from pipeline.config import Config, InputConfig
 from pipeline.contract.events import AppealDecided, Event, InvalidEvent, decode
 from pipeline.contract.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, encode
 from pipeline.contract.routing import GOVERNANCE_TYPES, ledger_key, route_key
@@ -51,7 +51,7 @@ from pipeline.enforce.policy import Policy
 from pipeline.engine.detect import DetectShard, FeatureShard, feature_key
 from pipeline.engine.links import FanOutShard, LinkShard
 from pipeline.engine.ordered import LedgerShard, ModelsShard
-from pipeline.engine.shards import Shard, ShardLogic, resumed
+from pipeline.engine.shards import EVENT_TIME_QUORUM, NEVER, QuorumTime, Shard, ShardLogic, resumed
 from pipeline.sources.raw import RawRecord
 from sinks.metrics import Metrics
 
@@ -69,6 +69,12 @@ class JobContext:
     def recovery(self) -> bool:
         """Whether state snapshots are kept (and so worth taking)."""
         return bool(self.config.recovery.dir)
+
+    @property
+    def future_by_wall_clock(self) -> bool:
+        """Whether an event's `ts` is judged against the wall clock (`run` on Kafka or a file), else against
+        the stream's own progress (a replay, or the simulator, whose event time is not the wall clock)."""
+        return not self.replay and self.config.source.kind != "simulator"
 
     @property
     def hold_seconds(self) -> float | None:
@@ -108,26 +114,37 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     `FeatureBatch` each; account events also as `IdentityUse` (ban evasion); governance
     events and dead letters (invalid records) come out bare. Doing routing
     here, once per batch, spares every event several per-item steps.
+
+    Every record is bounded before it costs anything (`InputGate`): blank
+    records are counted and skipped, and a record over a limit of `[input]`
+    or dated implausibly far ahead is a dead letter.
     """
     metrics = ctx.metrics
     shards = ctx.config.job.shards
-    input_records: dict[str, Any] = {}
+    gate = InputGate(ctx.config.input, wall_clock=ctx.future_by_wall_clock)
+    excerpt_bytes = ctx.config.input.dead_letter_raw_bytes
+    counters: dict[str, tuple[Any, Any]] = {}  # origin -> (input records, blank records) children
     # `[models.anomaly] enabled = false` turns the feature step off: nothing is routed to it.
     feature_types = ActorFeatures.RESCORE if ctx.config.models.anomaly.enabled else {}
 
     def decode_all(records: list[RawRecord]) -> list[Any]:
         out: list[Any] = []
         newest = None
+        blank = 0
+        now_ms = int(time.time() * 1000)
         per_type: dict[type, int] = {}  # counted once per batch: a metric increment takes a lock
         # One item per detect shard and per feature shard, not one per event:
         # Bytewax's per-item cost is paid ~100 times per batch instead of ~1000.
         for_detect: dict[str, tuple[int, list[Event]]] = {}  # key -> (first read time, events in order)
         for_features: dict[str, list[Event]] = {}
         for record in records:
+            if not record.raw or record.raw.isspace():
+                blank += 1
+                continue
             try:
-                event = decode(record.raw)
+                event = gate.admit(record, now_ms)
             except InvalidEvent as err:
-                out.append(_dead_letter(record, err))
+                out.append(_dead_letter(record, err, excerpt_bytes))
                 metrics.dead_letters_child(err.reason).inc()
                 continue
             kind = type(event)
@@ -157,16 +174,62 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
         for kind, n in per_type.items():
             metrics.events_child(kind.topic, kind.__struct_config__.tag).inc(n)
         if records:
-            first = records[0]
-            counter = input_records.get(first.origin)
-            if counter is None:
-                counter = input_records[first.origin] = metrics.input_records.labels(_source_kind(first.origin))
-            counter.inc(len(records))
+            origin = records[0].origin
+            if origin not in counters:
+                label = _source_kind(origin)
+                counters[origin] = (metrics.input_records.labels(label), metrics.blank_records.labels(label))
+            read, blanks = counters[origin]
+            read.inc(len(records) - blank)
+            if blank:
+                blanks.inc(blank)
         if newest is not None:
             metrics.observe_event_time(newest, time.time())
         return out
 
     return decode_all
+
+
+class InputGate:
+    """Decodes one record within the `[input]` limits; raises `InvalidEvent` for whatever crosses one.
+
+    A record longer than `max_line_bytes` is refused before it is decoded;
+    then `decode` bounds nesting, text fields and the range of `ts`; last, an
+    event dated too far ahead is refused: more than `max_clock_skew_seconds`
+    ahead of the wall clock (`wall_clock`), or more than
+    `max_stream_lead_seconds` ahead of the stream's own progress, its
+    `EVENT_TIME_QUORUM`-th newest event time so far (a replay, the simulator).
+    The progress counts refused events too, so a real jump forward in event
+    time is followed once a quorum of events shows it.
+    """
+
+    def __init__(self, config: InputConfig, *, wall_clock: bool) -> None:
+        self.limits = config.limits()
+        self.max_line_bytes = config.max_line_bytes
+        seconds, self.key = ((config.max_clock_skew_seconds, "max_clock_skew_seconds") if wall_clock
+                             else (config.max_stream_lead_seconds, "max_stream_lead_seconds"))
+        self.ahead_ms = int(seconds * 1000)
+        self.progress = None if wall_clock else QuorumTime()
+
+    def admit(self, record: RawRecord, now_ms: int) -> Event:
+        if record.length > self.max_line_bytes:
+            raise InvalidEvent(f"{record.length:,} bytes, more than the limit of {self.max_line_bytes:,} "
+                               "([input] max_line_bytes); send one event per line", "line_too_long")
+        event = decode(record.raw, self.limits)
+        ts = event.ts
+        if self.progress is None:
+            if ts > now_ms + self.ahead_ms:
+                raise self._ahead(ts, now_ms, "the wall clock")
+        else:
+            progress = self.progress.observe(ts)
+            if progress != NEVER and ts > progress + self.ahead_ms:
+                raise self._ahead(ts, progress, f"the stream's progress (its {EVENT_TIME_QUORUM}th newest event time)")
+        return event
+
+    def _ahead(self, ts: int, reference: int, of: str) -> InvalidEvent:
+        return InvalidEvent(
+            f"field `ts`: {ts} is {(ts - reference) / 1000:,.0f} s ahead of {of}, more than [input] "
+            f"{self.key} = {self.ahead_ms / 1000:g}; send the time the event happened (check the producer's clock)",
+            "ts_in_future")
 
 
 def _source_kind(origin: str) -> str:
@@ -176,13 +239,16 @@ def _source_kind(origin: str) -> str:
     return "kafka" if "/" in origin else "file"
 
 
-def _dead_letter(record: RawRecord, err: InvalidEvent) -> DeadLetter:
+def _dead_letter(record: RawRecord, err: InvalidEvent, excerpt_bytes: int) -> DeadLetter:
+    """The record's first `excerpt_bytes` (and then its size), never a copy of a huge input."""
+    cut = record.length > excerpt_bytes
     return DeadLetter(
-        raw=record.raw.decode("utf-8", errors="replace"),
+        raw=record.raw[:excerpt_bytes].decode("utf-8", errors="replace"),
         error=str(err),
         source=record.source,
         ts=record.received_ms,
         reason=err.reason,
+        raw_bytes=record.length if cut else None,
     )
 
 

@@ -7,7 +7,10 @@ shards share lives here, once:
 - `EventClock`: a shard's event time. It drops redeliveries (event ids
   remembered for a horizon of event time), says which events are too late
   (older than the watermark minus the allowed lateness), and says when it is
-  time to sweep idle state.
+  time to sweep idle state. Its watermark is the `EVENT_TIME_QUORUM`-th
+  newest event time it has seen (`QuorumTime`), never the newest alone: one
+  future-dated event (an attacker's) cannot make every later event of the
+  shard "late", nor sweep away the shard's dedupe ids and state.
 - `EntityStates`: per-entity state (a seller, a LIVE, a category...) kept in
   activity order, so idle entities are evicted from the front in O(1);
   `ExpiringStates` for state that carries its own expiry.
@@ -22,6 +25,7 @@ shards share lives here, once:
 
 from __future__ import annotations
 
+import heapq
 import pickle
 import time
 from collections import OrderedDict
@@ -37,16 +41,47 @@ NEVER = -(2**62)  # event time before any event
 
 NEW, DUPLICATE, LATE = 0, 1, 2
 
+# Event time moves only as far as this many events agree: a watermark (and the
+# decode step's view of the stream's progress) is the 4th newest time seen.
+EVENT_TIME_QUORUM = 4
+
+
+@dataclass(slots=True)
+class QuorumTime:
+    """The `k`-th newest timestamp seen so far (NEVER until `k` are seen): fewer than `k` events cannot move it.
+
+    >>> time = QuorumTime(k=2)
+    >>> [time.observe(ts) for ts in (10, 5, 10**15, 20, 30)]
+    [-4611686018427387904, 5, 10, 20, 30]
+    """
+
+    k: int = EVENT_TIME_QUORUM
+    newest: list[int] = field(default_factory=list)  # a min-heap of the k newest timestamps
+
+    def observe(self, ts: int) -> int:
+        """Take one timestamp into account; returns the k-th newest."""
+        newest = self.newest
+        if len(newest) < self.k:
+            heapq.heappush(newest, ts)
+            return newest[0] if len(newest) == self.k else NEVER
+        if ts > newest[0]:
+            heapq.heapreplace(newest, ts)
+        return newest[0]
+
 
 @dataclass(slots=True)
 class EventClock:
     """One shard's event time: dedupe, watermark, lateness, and when to sweep.
 
-    >>> clock = EventClock(dedupe_horizon_ms=1_000, allowed_lateness_ms=100)
-    >>> [clock.admit(i, ts) for i, ts in [("a", 0), ("a", 10), ("b", 500), ("c", 350)]]
-    [0, 1, 0, 2]
+    The watermark is the `quorum`-th newest event time seen (`QuorumTime`):
+
+    >>> clock = EventClock(dedupe_horizon_ms=1_000, allowed_lateness_ms=100, quorum=2)
+    >>> [clock.admit(i, ts) for i, ts in [("a", 0), ("a", 10), ("b", 500), ("c", 550), ("d", 350)]]
+    [0, 1, 0, 0, 2]
     >>> clock.watermark, clock.sweep_due(), clock.sweep(), clock.sweep_due()
     (500, True, 500, False)
+    >>> clock.admit("future", 10**15), clock.watermark  # one event alone does not move it
+    (0, 550)
     """
 
     dedupe_horizon_ms: int
@@ -57,6 +92,12 @@ class EventClock:
     seen: OrderedDict[str, int] = field(default_factory=OrderedDict)
     watermark: int = NEVER
     swept_at: int = NEVER
+    quorum: int = EVENT_TIME_QUORUM
+    newest: QuorumTime | None = None
+
+    def __post_init__(self) -> None:
+        if self.newest is None:
+            self.newest = QuorumTime(self.quorum)
 
     def admit(self, event_id: str, ts: int) -> int:
         """NEW, DUPLICATE (the id was seen within the horizon) or LATE (behind the lateness cut)."""
@@ -75,7 +116,7 @@ class EventClock:
     def advance(self, ts: int) -> bool:
         """Move the watermark with an event at `ts`; True if that event is too late to use."""
         if ts > self.watermark:
-            self.watermark = ts
+            self.watermark = self.newest.observe(ts)
             return False
         return ts < self.watermark - self.allowed_lateness_ms
 

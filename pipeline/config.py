@@ -96,6 +96,7 @@ class SourceConfig(_Section):
 class OutputConfig(_Section):
     kind: Literal["files", "kafka"]
     dir: str
+    max_record_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 900_000
 
 
 class MetricsConfig(_Section):

@@ -12,7 +12,7 @@ Read `build_flow` top to bottom; every step id says what the step does::
                                     |                   |
                                     +-> account events -+-> fan_out_identifiers -> link_accounts
                                     |                       (actor)                (identifier)
-                                    +-> dead letters ----------------------------------------> write_outputs
+                                    +-> dead letters --------------------------> cap_record_size -> write_outputs
 
 `decode_and_route` decodes each record once and keys detector events by
 `family/shard` (`routing.py`): listing upserts by category, orders by seller,
@@ -43,7 +43,7 @@ from detectors.models.online import OnlineModels
 from detectors.registry import registry
 from pipeline.config import Config, InputConfig
 from pipeline.contract.events import AppealDecided, Event, InvalidEvent, decode
-from pipeline.contract.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, encode
+from pipeline.contract.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, capped, encode
 from pipeline.contract.routing import GOVERNANCE_TYPES, ledger_key, route_key
 from pipeline.enforce.ledger import Ledger, Relayed
 from pipeline.enforce.links import ACCOUNT_EVENTS, IdentityUse, fan_out_key, is_suspension_change
@@ -362,5 +362,7 @@ def build_flow(
     ledger_out = op.key_rm("ledger_records", ctx.step("ledger", by_actor, ledger_shard(ctx, ctx.metrics)))
 
     dead_letters = op.merge("dead_letters", others.trues, detector_errors.trues, feature_errors.trues)
-    write(op.merge("outputs", assessed, review_entries, ledger_out, dead_letters))
+    outputs = op.merge("outputs", assessed, review_entries, ledger_out, dead_letters)
+    max_bytes = ctx.config.output.max_record_bytes
+    write(op.map("cap_record_size", outputs, lambda record: capped(record, max_bytes)))
     return flow

@@ -121,7 +121,7 @@ def build_job(config: Config, *, source: Reader, replay: bool, metrics: Metrics)
     if config.output.kind == "kafka":
         from sinks.kafka import write_kafka
 
-        write = write_kafka(config)
+        write = write_kafka(config, metrics)
     else:
         # The caller prepared the folder (prepare_outputs): a process must not truncate what another wrote.
         write = write_to(JsonlDirSink(config.output.dir, fresh=False))

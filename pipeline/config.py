@@ -125,6 +125,7 @@ class WorkbenchConfig(_Section):
 
 # `[detectors.*]`: one typed table per registered detector (`detectors/registry.py`).
 DetectorsConfig = registry().config_struct()
+DetectorsConfig.__module__ = __name__  # pickled by reference (to a cluster's processes): it lives here
 
 
 class Config(_Section):

@@ -95,13 +95,16 @@ def output_topics(kafka: KafkaConfig) -> dict[type, str]:
 def record_id(record: OutputRecord) -> str:
     """A record's deterministic id: the same finding always has the same id.
 
-    Violations and actions carry theirs; a dead letter is named by its source;
-    other records by a hash of their bytes, which are stable across runs.
+    Violations, actions and review entries carry theirs; a dead letter is
+    named by its source; standings by a hash of their bytes, which are stable
+    across runs.
     """
     if isinstance(record, Violation):
         return record.violation_id
     if isinstance(record, Action):
         return record.action_id
+    if isinstance(record, ReviewEntry) and record.review_id:
+        return record.review_id
     if isinstance(record, DeadLetter):
         return f"dead-letter:{record.source}"
     return f"{type(record).__name__.lower()}:{hashlib.blake2b(encode(record), digest_size=12).hexdigest()}"

@@ -6,6 +6,7 @@ byte-stable across runs. `SINK_OF` names the file and topic of each record.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
@@ -47,11 +48,22 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReviewEntry(msgspec.Struct, frozen=True, kw_only=True):
+    review_id: str = ""  # extension: deterministic, from (actor, model, window): see `review_id`
     actor: str
     score: float
     model: str
     features: dict[str, Any]
     ts: int
+
+
+def review_id(actor: str, model: str, window: str | int) -> str:
+    """The id of a review entry: one actor, one model, one window (a cool-down period, or the violation
+    reviewed), so a replay or a restart names the same entry the same way.
+
+    >>> review_id("seller:S1", "seller_anomaly_v1", 3) == review_id("seller:S1", "seller_anomaly_v1", 3)
+    True
+    """
+    return "r-" + hashlib.blake2b(f"{actor}|{model}|{window}".encode(), digest_size=12).hexdigest()
 
 
 class Standing(msgspec.Struct, frozen=True, kw_only=True):

@@ -29,6 +29,7 @@ ledger pass that feeds the linking.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
@@ -48,7 +49,7 @@ from pipeline.contract.routing import GOVERNANCE_TYPES, ledger_key, route_key
 from pipeline.enforce.ledger import Ledger, Relayed
 from pipeline.enforce.links import ACCOUNT_EVENTS, IdentityUse, fan_out_key, is_suspension_change
 from pipeline.enforce.policy import Policy
-from pipeline.engine.detect import DetectShard, FeatureShard, feature_key
+from pipeline.engine.detect import DetectShard, FeatureBatch, FeatureManifest, NumberedFeatureShard, feature_key
 from pipeline.engine.links import FanOutShard, LinkShard
 from pipeline.engine.ordered import LedgerShard, ModelsShard
 from pipeline.engine.shards import EVENT_TIME_QUORUM, NEVER, QuorumTime, Shard, ShardLogic, resumed
@@ -113,7 +114,9 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     `(family/shard, (read_ms, events))`, and per actor-feature shard as one
     `FeatureBatch` each; account events also as `IdentityUse` (ban evasion); governance
     events and dead letters (invalid records) come out bare. Doing routing
-    here, once per batch, spares every event several per-item steps.
+    here, once per batch, spares every event several per-item steps. A
+    replay numbers its batches and says how many feature shards each one fed
+    (`FeatureManifest`), for the models step's event-time order.
 
     Every record is bounded before it costs anything (`InputGate`): blank
     records are counted and skipped, and a record over a limit of `[input]`
@@ -124,6 +127,7 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     gate = InputGate(ctx.config.input, wall_clock=ctx.future_by_wall_clock)
     excerpt_bytes = ctx.config.input.dead_letter_raw_bytes
     counters: dict[str, tuple[Any, Any]] = {}  # origin -> (input records, blank records) children
+    batches = itertools.count(1)
     # `[models.anomaly] enabled = false` turns the feature step off: nothing is routed to it.
     feature_types = ActorFeatures.RESCORE if ctx.config.models.anomaly.enabled else {}
 
@@ -170,7 +174,10 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
             if kind in ACCOUNT_EVENTS:
                 out.append(IdentityUse(event))  # also to ban-evasion linking
         out.extend(for_detect.items())
-        out.extend(FeatureBatch(key, events) for key, events in for_features.items())
+        batch = next(batches)
+        out.extend(FeatureBatch(key, (batch, events)) for key, events in for_features.items())
+        if ctx.replay:
+            out.append(FeatureManifest(batch, len(for_features), gate.progress.value))
         for kind, n in per_type.items():
             metrics.events_child(kind.topic, kind.__struct_config__.tag).inc(n)
         if records:
@@ -255,13 +262,6 @@ def _dead_letter(record: RawRecord, err: InvalidEvent, excerpt_bytes: int) -> De
 # ---- the shards of each step ------------------------------------------------------
 
 
-class FeatureBatch(NamedTuple):
-    """One feature shard's events of one input batch."""
-
-    key: str
-    events: list[Event]
-
-
 def detect_shard(ctx: JobContext) -> Callable[[Any], DetectShard]:
     job, detectors = ctx.config.job, registry().build(ctx.config.detectors)
     return lambda state: DetectShard(
@@ -270,17 +270,20 @@ def detect_shard(ctx: JobContext) -> Callable[[Any], DetectShard]:
         resume=state)
 
 
-def feature_shard(ctx: JobContext) -> Callable[[Any], FeatureShard]:
+def feature_shard(ctx: JobContext) -> Callable[[Any], NumberedFeatureShard]:
     job = ctx.config.job
-    return lambda state: FeatureShard(
+    return lambda state: NumberedFeatureShard(
         ActorFeatures(ctx.config.models.features), ctx.metrics, allowed_lateness_ms=ctx.ms(job.allowed_lateness_seconds),
         dedupe_horizon_ms=ctx.ms(job.dedupe_horizon_seconds), resume=state)
 
 
 def models_shard(ctx: JobContext) -> Callable[[Any], ModelsShard]:
+    # A replay scores a feature update once the updates' progress is this far past it: twice the lateness
+    # the feature shards allow, so updates from every shard (on any worker) are in.
+    horizon_ms = 2 * ctx.ms(ctx.config.job.allowed_lateness_seconds)
     return lambda state: ModelsShard(
         OnlineModels(ctx.config.models, resume=state.models if state else None), ctx.metrics,
-        hold_seconds=ctx.hold_seconds, resume=state)
+        hold_seconds=ctx.hold_seconds, horizon_ms=horizon_ms, resume=state)
 
 
 def ledger_shard(ctx: JobContext, metrics: Metrics, keep: Callable[[Any], bool] | None = None):
@@ -323,7 +326,8 @@ def build_flow(
     raw = read(flow)
     routed = op.flat_map_batch("decode_and_route", raw, decode_and_route(ctx))
     for_features = op.branch("split_feature_batches", routed, lambda x: type(x) is FeatureBatch)
-    to_detect = op.branch("split_detector_events", for_features.falses, lambda x: type(x) is tuple)
+    manifests = op.branch("split_feature_manifests", for_features.falses, lambda x: type(x) is FeatureManifest)
+    to_detect = op.branch("split_detector_events", manifests.falses, lambda x: type(x) is tuple)
     others = op.branch("split_dead_letters", to_detect.falses, lambda x: isinstance(x, DeadLetter))
     uses = op.branch("split_identity_uses", others.falses, lambda x: isinstance(x, IdentityUse))
     identity_uses, governance = uses.trues, uses.falses
@@ -339,8 +343,8 @@ def build_flow(
     features_out = op.key_rm("feature_updates", ctx.step("actor_features", for_features.trues, feature_shard(ctx)))
     feature_errors = op.branch("split_feature_errors", features_out, lambda x: isinstance(x, DeadLetter))
     decisions = op.filter("appeal_decisions", governance, lambda e: type(e) is AppealDecided)
-    models_in = op.key_on("key_models", op.merge("models_inputs", feature_errors.falses, detected, decisions),
-                          lambda _: "models")
+    models_in = op.key_on("key_models", op.merge("models_inputs", feature_errors.falses, manifests.trues, detected,
+                                                 decisions), lambda _: "models")
     modeled = op.key_rm("models_records", ctx.step("online_models", models_in, models_shard(ctx), keys_label=None))
     reviews = op.branch("split_review_entries", modeled, lambda x: type(x) is ReviewEntry)
     assessed, review_entries = reviews.falses, reviews.trues

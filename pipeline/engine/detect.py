@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import msgspec
 
@@ -162,6 +162,32 @@ class DetectShard(PlainShard):
         return sum(len(s) for s in self.state.detector_states.values())
 
 
+class FeatureBatch(NamedTuple):
+    """One feature shard's events of one input batch (`batch`: the input batch's number, from 1)."""
+
+    key: str
+    value: tuple[int, list[Event]]  # (batch, events): Bytewax keys a step's items by (key, value) pairs
+
+
+class ShardUpdates(NamedTuple):
+    """What one `FeatureBatch` made: its feature updates (perhaps none), so the models step knows it is in."""
+
+    batch: int
+    updates: list[FeatureUpdate]
+
+
+class FeatureManifest(NamedTuple):
+    """Input batch `batch` sent events to `shards` feature shards; `progress`: the stream's progress after it.
+
+    A replay's models step scores the updates of a batch once every shard has answered for it and for every
+    batch before it (`ModelsShard`), so their order never depends on which worker answered first.
+    """
+
+    batch: int
+    shards: int
+    progress: int
+
+
 @dataclass(slots=True)
 class FeatureState:
     """Everything a feature shard keeps; pickled into recovery snapshots."""
@@ -233,3 +259,24 @@ class FeatureShard(PlainShard):
 
     def keys_held(self) -> int:
         return len(self.state.actors)
+
+
+class NumberedFeatureShard(FeatureShard):
+    """The feature step as the dataflow runs it: the updates of each input batch in one `ShardUpdates`.
+
+    >>> from detectors.models.config import shipped_models_config
+    >>> from pipeline.contract.events import AccountLogin
+    >>> shard = NumberedFeatureShard(ActorFeatures(shipped_models_config().features), Metrics(),
+    ...                              allowed_lateness_ms=300_000, dedupe_horizon_ms=7_200_000)
+    >>> login = AccountLogin(event_id="e1", ts=0, actor="seller:S1", device_id="d1", ip="1.2.3.4", country="US")
+    >>> [(done.batch, len(done.updates)) for done in shard.on_batch([(1, [login]), (2, [login])], now=0.0)]
+    [(1, 1), (2, 0)]
+    """
+
+    def on_batch(self, batches: list[tuple[int, list[Event]]], now: float) -> list[ShardUpdates | DeadLetter]:
+        out: list[ShardUpdates | DeadLetter] = []
+        for batch, events in batches:
+            made = super().on_batch([events], now)
+            out += [m for m in made if type(m) is DeadLetter]
+            out.append(ShardUpdates(batch, [m for m in made if type(m) is not DeadLetter]))
+        return out

@@ -63,10 +63,15 @@ class QuorumTime:
         newest = self.newest
         if len(newest) < self.k:
             heapq.heappush(newest, ts)
-            return newest[0] if len(newest) == self.k else NEVER
+            return self.value
         if ts > newest[0]:
             heapq.heapreplace(newest, ts)
         return newest[0]
+
+    @property
+    def value(self) -> int:
+        """The k-th newest timestamp seen (NEVER before `k` are seen)."""
+        return self.newest[0] if len(self.newest) == self.k else NEVER
 
 
 @dataclass(slots=True)
@@ -220,6 +225,10 @@ class EventTimeOrder:
     def hold(self, ts: int, rank: int, order: str, item: Any, arrived: float) -> None:
         self.pending.append(Pending(ts, rank, order, item, arrived, arrived))
 
+    def rearm(self, now: float) -> None:
+        """Hold everything again from `now` (after a restart: the input read again comes in meanwhile)."""
+        self.pending = [p._replace(due=now) for p in self.pending]
+
     def retry(self, p: Pending, due: float) -> None:
         """Hold an item again (it could not be applied yet), keeping when it first arrived."""
         self.pending.append(p._replace(due=due))
@@ -232,6 +241,20 @@ class EventTimeOrder:
             ready = [p for p in self.pending if p.due < arrived_before]
             self.pending = [p for p in self.pending if p.due >= arrived_before]
         ready.sort(key=lambda p: (p.ts, p.rank, p.order))
+        return ready
+
+    def take_older(self, than_ts: int) -> list[Pending]:
+        """Items of event time before `than_ts`, in event-time order.
+
+        >>> order = EventTimeOrder()
+        >>> for ts in (30, 10, 20): order.hold(ts, 0, "a", ts, arrived=0.0)
+        >>> [p.item for p in order.take_older(25)], len(order)
+        ([10, 20], 1)
+        """
+        ready = [p for p in self.pending if p.ts < than_ts]
+        if ready:
+            self.pending = [p for p in self.pending if p.ts >= than_ts]
+            ready.sort(key=lambda p: (p.ts, p.rank, p.order))
         return ready
 
     def oldest(self) -> float | None:
@@ -293,12 +316,20 @@ class EventTimeOrderedShard:
     `hold_seconds` None (a replay: bounded input) applies everything at the end
     of the input; otherwise items are applied once they have waited that long
     (wall clock). Subclasses `receive` items (holding them in `self.order`, or
-    answering at once) and `apply` each one when its turn comes.
+    answering at once) and `apply` each one when its turn comes. After a
+    restart, what the snapshot held waits a full hold again (`orders`): the
+    input after the snapshot, read again, arrives meanwhile and is ordered
+    with it, as it was before the crash.
     """
 
     def __init__(self, hold_seconds: float | None, order: EventTimeOrder) -> None:
         self.hold_seconds = hold_seconds
         self.order = order
+        self._rearmed = False  # the first call holds a snapshot's items again (there are none on a fresh start)
+
+    def orders(self) -> list[EventTimeOrder]:
+        """Every order this shard holds items in."""
+        return [self.order]
 
     def receive(self, items: list[Any], now: float) -> list[Any]:
         raise NotImplementedError
@@ -306,13 +337,21 @@ class EventTimeOrderedShard:
     def apply(self, pending: Pending, final: bool) -> list[Any]:
         raise NotImplementedError
 
+    def _rearm_after_restart(self, now: float) -> None:
+        if not self._rearmed:
+            self._rearmed = True
+            for order in self.orders():
+                order.rearm(now)
+
     def on_batch(self, items: list[Any], now: float) -> list[Any]:
+        self._rearm_after_restart(now)
         out = self.receive(items, now)
         if self.hold_seconds is not None:
             out += self.release(now - self.hold_seconds)
         return out
 
     def on_notify(self, now: float) -> list[Any]:
+        self._rearm_after_restart(now)
         return self.release(now - self.hold_seconds) if self.hold_seconds is not None else []
 
     def on_eof(self) -> list[Any]:

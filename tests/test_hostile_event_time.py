@@ -137,7 +137,7 @@ def test_run_judges_event_time_against_the_wall_clock(tmp_path):
 
     (dead,) = read_jsonl(tmp_path / "out" / "dead_letter.jsonl")
     assert dead["reason"] == "ts_in_future" and dead["source"] == "e.jsonl:4"
-    assert "ahead of the wall clock, more than [input] max_clock_skew_seconds = 3600" in dead["error"]
+    assert "is more than [input] max_clock_skew_seconds = 3,600 s ahead of the wall clock" in dead["error"]
     assert metrics.total(metrics.events) == 7
     assert [v["actor"] for v in read_jsonl(tmp_path / "out" / "violations.jsonl")] == ["seller:S2"]
 
@@ -150,7 +150,8 @@ def test_a_replay_follows_a_real_jump_forward_once_four_events_show_it(tmp_path)
                     tmp_path / "out")
     assert [(d["reason"], d["source"]) for d in out["dead_letter.jsonl"]] == [
         ("ts_in_future", f"jump.jsonl:{n}") for n in (6, 7, 8)]
-    assert "ahead of the stream's progress (its 4th newest event time)" in out["dead_letter.jsonl"][0]["error"]
+    assert "ahead of the stream's progress (its 4th newest event time, 1793491320000)" in \
+        out["dead_letter.jsonl"][0]["error"]
 
 
 def test_three_future_events_cannot_make_a_busy_shards_later_events_late():

@@ -30,6 +30,7 @@ ledger pass that feeds the linking.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
@@ -114,8 +115,8 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     `(family/shard, (read_ms, events))`, and per actor-feature shard as one
     `FeatureBatch` each; account events also as `IdentityUse` (ban evasion); governance
     events and dead letters (invalid records) come out bare. Doing routing
-    here, once per batch, spares every event several per-item steps. A
-    replay numbers its batches and says how many feature shards each one fed
+    here, once per batch, spares every event several per-item steps. Each
+    batch is numbered and says how many feature shards it fed
     (`FeatureManifest`), for the models step's event-time order.
 
     Every record is bounded before it costs anything (`InputGate`): blank
@@ -127,7 +128,8 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     gate = InputGate(ctx.config.input, wall_clock=ctx.future_by_wall_clock)
     excerpt_bytes = ctx.config.input.dead_letter_raw_bytes
     counters: dict[str, tuple[Any, Any]] = {}  # origin -> (input records, blank records) children
-    batches = itertools.count(1)
+    reader, batches = f"{os.getpid()}.{next(_READERS)}", itertools.count(1)  # this input reader's batches
+    progress = QuorumTime()  # the stream's progress, for the models step's event-time order
     # `[models.anomaly] enabled = false` turns the feature step off: nothing is routed to it.
     feature_types = ActorFeatures.RESCORE if ctx.config.models.anomaly.enabled else {}
 
@@ -152,6 +154,7 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
                 metrics.dead_letters_child(err.reason).inc()
                 continue
             kind = type(event)
+            progress.observe(event.ts)
             per_type[kind] = per_type.get(kind, 0) + 1
             if newest is None or event.ts > newest:
                 newest = event.ts
@@ -174,10 +177,9 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
             if kind in ACCOUNT_EVENTS:
                 out.append(IdentityUse(event))  # also to ban-evasion linking
         out.extend(for_detect.items())
-        batch = next(batches)
+        batch = (reader, next(batches))
         out.extend(FeatureBatch(key, (batch, events)) for key, events in for_features.items())
-        if ctx.replay:
-            out.append(FeatureManifest(batch, len(for_features), gate.progress.value))
+        out.append(FeatureManifest(batch, len(for_features), progress.value))
         for kind, n in per_type.items():
             metrics.events_child(kind.topic, kind.__struct_config__.tag).inc(n)
         if records:
@@ -225,18 +227,21 @@ class InputGate:
         ts = event.ts
         if self.progress is None:
             if ts > now_ms + self.ahead_ms:
-                raise self._ahead(ts, now_ms, "the wall clock")
+                raise self._ahead(ts, "the wall clock when it was read")  # no distance: it depends on when
         else:
             progress = self.progress.observe(ts)
             if progress != NEVER and ts > progress + self.ahead_ms:
-                raise self._ahead(ts, progress, f"the stream's progress (its {EVENT_TIME_QUORUM}th newest event time)")
+                raise self._ahead(ts, f"the stream's progress (its {EVENT_TIME_QUORUM}th newest event time, "
+                                      f"{progress})")
         return event
 
-    def _ahead(self, ts: int, reference: int, of: str) -> InvalidEvent:
+    def _ahead(self, ts: int, of: str) -> InvalidEvent:
         return InvalidEvent(
-            f"field `ts`: {ts} is {(ts - reference) / 1000:,.0f} s ahead of {of}, more than [input] "
-            f"{self.key} = {self.ahead_ms / 1000:g}; send the time the event happened (check the producer's clock)",
-            "ts_in_future")
+            f"field `ts`: {ts} is more than [input] {self.key} = {self.ahead_ms / 1000:,.0f} s ahead of {of}; send the "
+            "time the event happened (check the producer's clock)", "ts_in_future")
+
+
+_READERS = itertools.count(1)  # decode steps of this process: each numbers the batches of one input reader
 
 
 def _source_kind(origin: str) -> str:
@@ -278,9 +283,9 @@ def feature_shard(ctx: JobContext) -> Callable[[Any], NumberedFeatureShard]:
 
 
 def models_shard(ctx: JobContext) -> Callable[[Any], ModelsShard]:
-    # A replay scores a feature update once the updates' progress is this far past it: twice the lateness
-    # the feature shards allow, so updates from every shard (on any worker) are in.
-    horizon_ms = 2 * ctx.ms(ctx.config.job.allowed_lateness_seconds)
+    # A feature update is scored once the stream's progress is the allowed lateness past it: the events
+    # that could still make an earlier update are late by then.
+    horizon_ms = ctx.ms(ctx.config.job.allowed_lateness_seconds)
     return lambda state: ModelsShard(
         OnlineModels(ctx.config.models, resume=state.models if state else None), ctx.metrics,
         hold_seconds=ctx.hold_seconds, horizon_ms=horizon_ms, resume=state)

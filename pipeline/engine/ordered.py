@@ -106,41 +106,75 @@ class LedgerShard(EventTimeOrderedShard):
 
 
 @dataclass(slots=True)
+class ReaderBatches:
+    """One input reader's batches on their way to the models step, and how far they are all in.
+
+    A batch is in once every feature shard it fed has answered (`ShardUpdates`
+    against the batch's `FeatureManifest`); `complete` hands over the updates
+    of the batches in, in batch order, as long as every batch before them is
+    in too, and moves `frontier`: the stream's progress after the last of
+    them, minus the horizon.
+    """
+
+    waiting: dict[int, list[FeatureUpdate]] = field(default_factory=dict)
+    answered: dict[int, int] = field(default_factory=dict)
+    manifests: dict[int, FeatureManifest] = field(default_factory=dict)
+    complete_through: int = 0
+    frontier: int = NEVER
+
+    def answer(self, batch: int, updates: list[FeatureUpdate]) -> None:
+        self.waiting.setdefault(batch, []).extend(updates)
+        self.answered[batch] = self.answered.get(batch, 0) + 1
+
+    def complete(self, horizon_ms: int) -> list[FeatureUpdate]:
+        done: list[FeatureUpdate] = []
+        while (manifest := self.manifests.get(self.complete_through + 1)) is not None \
+                and self.answered.get(self.complete_through + 1, 0) == manifest.shards:
+            batch = self.complete_through = self.complete_through + 1
+            del self.manifests[batch]
+            self.answered.pop(batch, None)
+            done += self.waiting.pop(batch, [])
+            if manifest.progress != NEVER:
+                self.frontier = max(self.frontier, manifest.progress - horizon_ms)
+        return done
+
+
+@dataclass(slots=True)
 class ModelsShardState:
     """Everything the models step keeps; pickled into recovery snapshots."""
 
     models: ModelsState
     order: EventTimeOrder = field(default_factory=EventTimeOrder)
     updates: EventTimeOrder = field(default_factory=EventTimeOrder)  # feature updates free to be scored in order
-    # A replay's input batches not yet complete: updates so far, feature shards answered, the manifest.
-    waiting: dict[int, list[FeatureUpdate]] = field(default_factory=dict)
-    answered: dict[int, int] = field(default_factory=dict)
-    manifests: dict[int, FeatureManifest] = field(default_factory=dict)
-    complete_through: int = 0  # every input batch up to this one is in
-    frontier: int = NEVER  # updates older than this are scored
+    readers: dict[str, ReaderBatches] = field(default_factory=dict)
+    frontier: int = NEVER  # feature updates older than this are scored
 
 
 class ModelsShard(EventTimeOrderedShard):
     """The online models as one step (one key: the models are global).
 
     Feature updates are scored in event-time order (the anomaly model learns
-    from each, so the order is the review queue's). A running job scores
-    what has waited `hold_seconds`. A replay must not depend on which worker
-    answers first, nor keep every update to its end: an input batch is
-    complete once every feature shard it fed has answered (`ShardUpdates`
-    against its `FeatureManifest`), and when all batches up to one are
-    complete, their updates older than that batch's stream progress minus
-    `horizon_ms` are scored, in event-time order; the rest at the end. Each
-    step depends only on the input, so the queue is the same on any number
-    of workers or processes. Violations are watched as they arrive (drift,
-    rule agreement) and assessed, like appeal decisions are learned, in
-    event-time order. After each batch the models' observations go to the
-    metrics.
+    from each, so the order is the review queue's), at points that depend
+    only on the input, never on which worker answers first or how fast: an
+    input batch's updates are free to be scored once the batch and every
+    batch before it are in (`ReaderBatches`), and free updates older than
+    the stream's progress minus `horizon_ms` are scored, in event-time
+    order; the rest at the end. The queue is therefore the same on any
+    number of workers or processes, and after a restart. Memory stays
+    bounded: only about a horizon of updates waits.
+
+    Violations are watched as they arrive (drift, rule agreement) and
+    assessed, like appeal decisions are learned, in event-time order (held
+    for `hold_seconds`, see `EventTimeOrderedShard`). After each batch the
+    models' observations go to the metrics.
     """
 
     def __init__(self, models: OnlineModels, metrics: Metrics, *, hold_seconds: float | None, horizon_ms: int = 0,
                  resume: ModelsShardState | None = None) -> None:
         self.state = resume or ModelsShardState(models.state)
+        # Resumed: the snapshot is a consistent cut (every batch before it is in), and the readers number
+        # their batches afresh.
+        self.state.readers.clear()
         super().__init__(hold_seconds, self.state.order)
         self.models = models
         self.metrics = metrics
@@ -151,13 +185,9 @@ class ModelsShard(EventTimeOrderedShard):
         for item in items:
             kind = type(item)
             if kind is ShardUpdates:
-                if self.hold_seconds is None:
-                    state.waiting.setdefault(item.batch, []).extend(item.updates)
-                    state.answered[item.batch] = state.answered.get(item.batch, 0) + 1
-                else:
-                    self._free(item.updates, now)
+                self._reader(item.batch[0]).answer(item.batch[1], item.updates)
             elif kind is FeatureManifest:
-                state.manifests[item.batch] = item
+                self._reader(item.batch[0]).manifests[item.batch[1]] = item
             elif kind is Violation:
                 models.watch(item)
                 hold(item.detected_at, 0, item.violation_id, item, now)
@@ -165,28 +195,22 @@ class ModelsShard(EventTimeOrderedShard):
                 hold(item.ts, 1, item.event_id, item, now)
             elif kind is AppealOutcome:
                 hold(item.decided_at, 1, item.appeal_id, item, now)
-        self._complete_batches(now)
+        for reader in state.readers.values():
+            self._free(reader.complete(self.horizon_ms))
+        if state.readers:
+            state.frontier = max(state.frontier, min(r.frontier for r in state.readers.values()))
         return []
 
-    def orders(self) -> list[EventTimeOrder]:
-        return [self.order, self.state.updates]
+    def _reader(self, name: str) -> ReaderBatches:
+        reader = self.state.readers.get(name)
+        if reader is None:
+            reader = self.state.readers[name] = ReaderBatches()
+        return reader
 
-    def _free(self, updates: list[FeatureUpdate], now: float) -> None:
+    def _free(self, updates: list[FeatureUpdate]) -> None:
         hold = self.state.updates.hold
         for update in updates:  # same ts, same actor: one feature shard's order is kept (a stable sort)
-            hold(update.ts, 0, update.actor, update, now)
-
-    def _complete_batches(self, now: float) -> None:
-        """Free the updates of the input batches now complete, in batch order; move the frontier."""
-        state = self.state
-        while (manifest := state.manifests.get(state.complete_through + 1)) is not None \
-                and state.answered.get(manifest.batch, 0) == manifest.shards:
-            del state.manifests[manifest.batch]
-            state.answered.pop(manifest.batch, None)
-            self._free(state.waiting.pop(manifest.batch, []), now)
-            state.complete_through = manifest.batch
-            if manifest.progress != NEVER:
-                state.frontier = max(state.frontier, manifest.progress - self.horizon_ms)
+            hold(update.ts, 0, update.actor, update, 0.0)
 
     def apply(self, pending: Pending, final: bool) -> list[Any]:
         kind = type(pending.item)
@@ -197,35 +221,24 @@ class ModelsShard(EventTimeOrderedShard):
         self.models.learn(pending.item)
         return []
 
-    def score_updates(self, now: float | None) -> list[Any]:
-        """Score the feature updates whose turn has come (all of them when `now` is None: the end)."""
+    def score_updates(self, final: bool = False) -> list[Any]:
+        """Score the feature updates whose turn has come (all of them at the end of the input)."""
         state = self.state
-        if now is None:
-            for batch in sorted(state.waiting):  # at the end every batch is in
-                self._free(state.waiting.pop(batch), 0.0)
-            ready = state.updates.take(None)
-        elif self.hold_seconds is None:
-            ready = state.updates.take_older(state.frontier)
-        else:
-            ready = state.updates.take(now - self.hold_seconds)
-        return [record for pending in ready for record in self.apply(pending, final=now is None)]
+        if final:
+            for reader in state.readers.values():  # at the end every batch is in
+                self._free([u for batch in sorted(reader.waiting) for u in reader.waiting.pop(batch)])
+        ready = state.updates.take(None) if final else state.updates.take_older(state.frontier)
+        return [record for pending in ready for record in self.apply(pending, final)]
 
     def on_batch(self, items: list[Any], now: float) -> list[Any]:
         out = super().on_batch(items, now)
-        return self._published(self.score_updates(now) + out)
+        return self._published(self.score_updates() + out)
 
     def on_notify(self, now: float) -> list[Any]:
-        out = super().on_notify(now)
-        return self._published((self.score_updates(now) if self.hold_seconds is not None else []) + out)
+        return self._published(super().on_notify(now))
 
     def on_eof(self) -> list[Any]:
-        return self._published(self.score_updates(None) + super().on_eof())
-
-    def wake_at(self) -> float | None:
-        oldest = [t for t in (self.order.oldest(), self.state.updates.oldest()) if t is not None]
-        if self.hold_seconds is None or not oldest:
-            return None
-        return min(oldest) + self.hold_seconds
+        return self._published(self.score_updates(final=True) + super().on_eof())
 
     def _published(self, out: list[Any]) -> list[Any]:
         self.models.publish(self.metrics)

@@ -20,7 +20,7 @@ from detectors.base import HOUR_MS
 from pipeline.config import load
 from pipeline.contract.records import review_id
 from pipeline.engine.job import read_file, run_job
-from simulator import SimConfig, iter_events, write_lines
+from simulator import SimConfig, iter_events
 from tests.conftest import read_jsonl
 from tests.test_hostile_input import deep
 

@@ -33,7 +33,7 @@ import itertools
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream

@@ -25,7 +25,11 @@ each has its own peak RSS and CPU time:
   worker threads; on 2 processes (`pipeline.engine.job.build_job` in each process
   of `pipeline.engine.cluster.run_cluster`, so each process reports its own memory
   and latency); on the Kafka source when `--kafka` names a broker; and on
-  the 10x stream.
+  the 10x stream;
+* hostile input: one 1 MB `live.transcript` with a match every few words,
+  straight into a detect shard with every detector (the job's decode step
+  refuses a text that long, `[input] max_text_chars`; this measures what the
+  detectors would spend), its CPU time and the largest record it makes.
 
 Each run reports wall time and CPU time (user + system, `getrusage` of the
 run's process or processes, taken around the run itself so interpreter
@@ -317,7 +321,34 @@ def run_cluster_job(spec: dict) -> dict:
     }
 
 
-RUNNERS = {"plain": run_plain, "bare": run_bare, "job": run_job_once, "cluster": run_cluster_job}
+TRANSCRIPT_SPEECH = "dm me on whatsapp, this tea cures diabetes! no venmo. call me 555 0134 now. "
+
+
+def run_transcript(spec: dict) -> dict:
+    """One long `live.transcript` through a detect shard with every registered detector."""
+    from detectors.registry import registry
+    from pipeline.config import load
+    from pipeline.contract.events import LiveTranscript
+    from pipeline.contract.records import capped, encode
+    from pipeline.engine.detect import DetectShard
+    from pipeline.enforce.policy import load_policy
+    from sinks.metrics import Metrics
+
+    config = load()
+    shard = DetectShard(registry().build(config.detectors), load_policy(None), Metrics(), allowed_lateness_ms=0,
+                        dedupe_horizon_ms=0, idle_eviction_ms=0, shards=config.job.shards)
+    text = (TRANSCRIPT_SPEECH * (spec["bytes"] // len(TRANSCRIPT_SPEECH) + 1))[: spec["bytes"]]
+    event = LiveTranscript(event_id="t1", ts=1_793_491_200_000, live_id="V1", creator_id="C1", text=text)
+    with Timer() as timer:
+        records = shard.on_batch([(0, [event])], now=0.0)
+    cap = config.output.max_record_bytes
+    sizes = [len(encode(capped(record, cap))) for record in records]
+    return timer.result(1, text_bytes=len(text.encode()), records=len(records),
+                        largest_record_bytes=max(sizes, default=0), record_cap_bytes=cap)
+
+
+RUNNERS = {"plain": run_plain, "bare": run_bare, "job": run_job_once, "cluster": run_cluster_job,
+           "transcript": run_transcript}
 
 
 def child_main(spec_json: str) -> int:
@@ -580,6 +611,11 @@ def report(summary: dict) -> str:
         if t["cpu_value"] is not None:
             value += f" [{t['cpu_value']:,.0f}]" if t["unit"] == "events/s" else f" [{t['cpu_value']:.3f}x]"
         lines.append(f"  [{'PASS' if t['ok'] else 'FAIL'}] {t['target']:<40} {value}")
+    t = summary.get("transcript_1mb")
+    if t:
+        lines += ["", f"hostile input: a {t['text_bytes'] / 1e6:g} MB live.transcript (a match every few words) "
+                      f"through a detect shard: {t['cpu_s']:.2f} s CPU, {t['records']} violations, largest record "
+                      f"{t['largest_record_bytes']:,} bytes (cap {t['record_cap_bytes']:,})"]
     lines.append(f"load average at end {summary['loadavg_end'][0]} (a busy machine lowers the wall-time rates)")
     if summary.get("profile"):
         lines += ["", summary["profile"]]
@@ -714,6 +750,9 @@ def run_all(args: argparse.Namespace, work: Path, short: Stream, long: Stream | 
         skipped["job_kafka"] = "no broker (give --kafka BOOTSTRAP, e.g. from scripts/kafka_broker.py start)"
     if long is not None:
         run("job_1w_10x", {"kind": "job", "out": str(work / "out"), "events": str(long.path)}, long)
+    say("  a 1 MB live.transcript through the detectors ...")
+    summary["transcript_1mb"] = run_in_subprocess({"name": "transcript_1mb", "kind": "transcript",
+                                                   "bytes": 1_000_000})
     summary["targets"] = targets(runs, short, long)
     summary["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.profile:

@@ -92,7 +92,7 @@ def amounts(text: str) -> list[Amount]:
     for m in _AMOUNT.finditer(lowered):
         number = m.group("a") or m.group("b") or m.group("c")
         unit = m.group("pre") or m.group("post")
-        cue = _nearest_cue(lowered[:m.start()])
+        cue = _nearest_cue(lowered[max(0, m.start() - _CUE_REACH):m.start()])
         if cue in _SAVING_CUES or _SAVING_AFTER.match(lowered, m.end()):
             continue  # "save $5", "$5 off": a saving, not a price
         if unit is None and cue not in _BARE_CUES:
@@ -117,4 +117,6 @@ def _nearest_cue(before: str) -> str | None:
     return None
 
 
+# Characters before an amount its cue is looked for in: a few words, so a long text costs linear time.
+_CUE_REACH = 80
 _ALL_CUES = frozenset(_WAS_CUES + _UNDER_CUES + _NOW_CUES + _SAVING_CUES)

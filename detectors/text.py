@@ -34,15 +34,26 @@ cool-down; the state is just that cool-down, created at the first finding.
 Cost (2-core dev machine, under load): about 1 µs per text-bearing event for
 all three detectors on the simulated stream, where texts repeat; about 5 µs
 when every text is new (normalisation ~2.5 µs, shared by the detectors).
+
+Bounded work for hostile texts: everything is linear in the text's length.
+A text is normalised once and every detector shares that pass (texts too
+long for the cache share it through `_LAST_LONG`); what is asked of it
+again and again (the text lower-cased, whether a phrase stands in it as
+written, which clause a token is in) is worked out once per text
+(`Normalized.memo`); cues around a match are found by bisection, not by
+scanning every cue. Evidence quotes at most `MAX_QUOTED_MATCHES` matches and,
+for a text over `EVIDENCE_TEXT_CHARS`, its beginning and an excerpt around
+each quoted match, with the text's length (`text_length`).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import product
+from itertools import accumulate, product
 from typing import Any, ClassVar, Iterable, NamedTuple, Sequence
 
 import msgspec
@@ -161,6 +172,7 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
 _REPEATS = re.compile(r"(.)\1+")
 _KEY_CACHE: dict[str, str] = {}
 _KEY_CACHE_SIZE = 50_000
+_KEY_CACHE_MAX_LEN = 64  # longer tokens (a hostile run of letters) are keyed but not kept
 
 CLAUSE_BREAK = "|"
 
@@ -173,9 +185,11 @@ def _key(word: str) -> str:
     """
     key = _KEY_CACHE.get(word)
     if key is None:
-        if len(_KEY_CACHE) >= _KEY_CACHE_SIZE:
-            _KEY_CACHE.clear()  # words are Zipf-distributed: the common ones come back at once
-        key = _KEY_CACHE[word] = _REPEATS.sub(r"\1", word.translate(_LEET))
+        key = _REPEATS.sub(r"\1", word.translate(_LEET))
+        if len(word) <= _KEY_CACHE_MAX_LEN:
+            if len(_KEY_CACHE) >= _KEY_CACHE_SIZE:
+                _KEY_CACHE.clear()  # words are Zipf-distributed: the common ones come back at once
+            _KEY_CACHE[word] = key
     return key
 
 
@@ -186,7 +200,8 @@ class Normalized(NamedTuple):
     aligned with them one to one and are what phrases are matched against.
     `spelled` lists (token index, key) of words that were spelled letter by
     letter. `folded` is True when look-alike or invisible characters were
-    removed (a sign of deliberate disguise).
+    removed (a sign of deliberate disguise). `memo` keeps what detectors ask
+    of this text more than once, worked out at the first asking.
     """
 
     tokens: tuple[str, ...]
@@ -194,11 +209,30 @@ class Normalized(NamedTuple):
     spelled: tuple[tuple[int, str], ...]
     folded: bool
     has_at: bool  # an "@" in the text: a handle or an e-mail address may be there
+    memo: dict[Any, Any]
 
     @property
     def text(self) -> str:
         """The normalised text, for evidence."""
         return " ".join(self.tokens)
+
+    def clause_of(self, i: int) -> int:
+        """Which clause token position `i` is in: the clause breaks before it (one pass per text)."""
+        breaks = self.memo.get("clauses")
+        if breaks is None:
+            breaks = self.memo["clauses"] = list(accumulate(map(CLAUSE_BREAK.__eq__, self.tokens), initial=0))
+        return breaks[i]
+
+    def written_as(self, original: str, phrase: str) -> bool:
+        """Whether `phrase` stands in `original` (the text this is of) as written, case aside."""
+        memo = self.memo
+        found = memo.get(("written", phrase))
+        if found is None:
+            lowered = memo.get("lowered")
+            if lowered is None:
+                lowered = memo["lowered"] = original.lower()
+            found = memo[("written", phrase)] = phrase.lower() in lowered
+        return found
 
 
 def _join_spelled(tokens: list[str]) -> tuple[list[str], list[int]]:
@@ -221,7 +255,10 @@ def _join_spelled(tokens: list[str]) -> tuple[list[str], list[int]]:
     return out, spelled
 
 
-@lru_cache(maxsize=4096)
+_CACHED_CHARS = 4_096  # longer texts are not kept in the cache (4,096 of them could hold gigabytes)
+_LAST_LONG: tuple[str, Normalized] | None = None  # the last long text: the detectors of one event share it
+
+
 def normalized(text: str) -> Normalized:
     """Fold `text` into canonical tokens and matching keys (cached: detectors share it).
 
@@ -237,6 +274,23 @@ def normalized(text: str) -> Normalized:
     >>> normalized("c0c41n3 1g").keys[0] == normalized("cocaine").keys[0]
     True
     """
+    global _LAST_LONG
+    if len(text) <= _CACHED_CHARS:
+        return _normalized_cached(text)
+    last = _LAST_LONG
+    if last is not None and last[0] is text:
+        return last[1]
+    norm = _normalize(text)
+    _LAST_LONG = (text, norm)
+    return norm
+
+
+@lru_cache(maxsize=4096)
+def _normalized_cached(text: str) -> Normalized:
+    return _normalize(text)
+
+
+def _normalize(text: str) -> Normalized:
     if text.isascii():
         s, was_folded = text.lower(), False
     else:
@@ -258,7 +312,7 @@ def normalized(text: str) -> Normalized:
     keys = tuple(map(_KEY_CACHE.get, tokens))  # C-level lookups; misses filled in below
     if None in keys:
         keys = tuple(map(_key, tokens))
-    return Normalized(tuple(tokens), keys, spelled, was_folded, "@" in s)
+    return Normalized(tuple(tokens), keys, spelled, was_folded, "@" in s, {})
 
 
 # ---- phrase matching ------------------------------------------------------------------
@@ -400,33 +454,49 @@ def _matcher(phrases: Sequence[str]) -> PhraseMatcher:
 
 def same_clause(norm: Normalized, a: int, b: int) -> bool:
     """No clause break between token positions a and b."""
-    lo, hi = (a, b) if a <= b else (b, a)
-    return CLAUSE_BREAK not in norm.tokens[lo:hi]
+    return norm.clause_of(a) == norm.clause_of(b)
+
+
+def _starting(cues: Sequence[Match], lo: int, hi: int) -> Iterable[Match]:
+    """The cues (in text order, as `PhraseMatcher.find` gives them) that start within [lo, hi)."""
+    for i in range(bisect_left(cues, lo, key=_start), len(cues)):
+        if cues[i].start >= hi:
+            return
+        yield cues[i]
+
+
+def _start(m: Match) -> int:
+    return m.start
 
 
 def preceded_by(norm: Normalized, start: int, cues: Sequence[Match], window: int) -> bool:
-    """A cue ends within `window` tokens before `start`, in the same clause.
+    """A cue (cues in text order) ends within `window` tokens before `start`, in the same clause.
 
     >>> n = normalized("sorry, we only sell here, no whatsapp")
     >>> neg = PhraseMatcher(["no", "not"]).find(n)
     >>> preceded_by(n, n.tokens.index("whatsapp"), neg, 3)
     True
     """
-    return any(start - window <= m.start and m.end <= start and same_clause(norm, m.end, start) for m in cues)
+    return any(m.end <= start and same_clause(norm, m.end, start) for m in _starting(cues, start - window, start + 1))
 
 
 def followed_by(norm: Normalized, end: int, cues: Sequence[Match], window: int) -> bool:
-    """A cue starts within `window` tokens after `end`, in the same clause."""
-    return any(end <= m.start < end + window and same_clause(norm, end, m.start) for m in cues)
+    """A cue (cues in text order) starts within `window` tokens after `end`, in the same clause."""
+    return any(same_clause(norm, end, m.start) for m in _starting(cues, end, end + window))
 
 
 def overlaps(a: Match, others: Sequence[Match]) -> bool:
     return any(o.start < a.end and a.start < o.end for o in others)
 
 
+def overlaps_any(a: Match, others: Sequence[Match], longest: int) -> bool:
+    """`overlaps` for many `others` in text order, none longer than `longest` tokens: by bisection."""
+    return any(o.end > a.start for o in _starting(others, a.start - longest + 1, a.end))
+
+
 def disguised(original: str, phrase: str, match: Match, norm: Normalized) -> bool:
     """The writer hid the phrase: it does not stand in the text as written."""
-    return match.spelled or norm.folded or phrase.lower() not in original.lower()
+    return match.spelled or norm.folded or not norm.written_as(original, phrase)
 
 
 # ---- what the detectors share ---------------------------------------------------------
@@ -442,13 +512,23 @@ class TextFindings:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One thing a text detector found in one text."""
+    """One thing a text detector found in one text (at tokens `span` of its normalised form)."""
 
     kind: str
     term: str
     written: str
     confidence: float
     details: dict[str, Any] = field(default_factory=dict)
+    span: tuple[int, int] = (0, 0)
+
+
+# Evidence stays small whatever the text: at most this many matches quoted, and a
+# text longer than this many characters is quoted by its beginning and an
+# excerpt of EXCERPT_TOKENS tokens either side of each quoted match.
+MAX_QUOTED_MATCHES = 10
+EVIDENCE_TEXT_CHARS = 1_000
+EXCERPT_TOKENS = 12
+MAX_WRITTEN_CHARS = 200  # a match as written (a word spelled letter by letter can be a whole text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,6 +600,16 @@ class _TextDetector:
 
     def _signal(self, said: _Said, ts: int, key: str, group: list[Finding]) -> Signal:
         best = max(group, key=lambda f: f.confidence)
+        quoted = group[:MAX_QUOTED_MATCHES]
+        evidence = {
+            "source": said.source,
+            ("listing_id" if said.source.startswith("listing") else "live_id"): said.where,
+            "matched": [{"kind": f.kind, "term": f.term, "as_written": _cut(f.written, MAX_WRITTEN_CHARS), **f.details}
+                        for f in quoted],
+            **_quoted_text(said.text, quoted),
+        }
+        if len(group) > len(quoted):
+            evidence["matched_total"] = len(group)
         return Signal(
             actor=said.actor,
             violation_type=self.violation_type,
@@ -529,18 +619,38 @@ class _TextDetector:
             window_start=ts,
             window_end=ts,
             confidence=clamp01(best.confidence),
-            evidence={
-                "source": said.source,
-                ("listing_id" if said.source.startswith("listing") else "live_id"): said.where,
-                "matched": [{"kind": f.kind, "term": f.term, "as_written": f.written, **f.details} for f in group],
-                "text": said.text,
-                "normalized_text": normalized(said.text).text,
-            },
+            evidence=evidence,
             explanation=self._explain(said, best),
         )
 
     def _explain(self, said: _Said, finding: Finding) -> str:
         raise NotImplementedError
+
+
+def _quoted_text(text: str, quoted: list[Finding]) -> dict[str, Any]:
+    """The text for evidence: whole when short; else its beginning, an excerpt around each match, its length.
+
+    >>> long = "Intro. " * 300 + "Pay me on Venmo now " + "outro " * 300
+    >>> q = _quoted_text(long, [Finding("channel", "venmo", "venmo", 0.9, span=(603, 604))])
+    >>> q["text_length"], len(q["text"]), q["normalized_text"]
+    (3920, 1001, '| intro | intro | intro | intro | pay me on venmo now outro outro outro outro outro outro outro outro outro outro outro')
+    """
+    norm = normalized(text)
+    if len(text) <= EVIDENCE_TEXT_CHARS:
+        return {"text": text, "normalized_text": norm.text}
+    spans: list[list[int]] = []
+    for start, end in sorted(f.span for f in quoted):
+        lo, hi = max(0, start - EXCERPT_TOKENS), min(len(norm.tokens), end + EXCERPT_TOKENS)
+        if spans and lo <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], hi)
+        else:
+            spans.append([lo, hi])
+    excerpts = [_cut(" ".join(norm.tokens[lo:hi]), 2 * MAX_WRITTEN_CHARS) for lo, hi in spans]
+    return {"text": _cut(text, EVIDENCE_TEXT_CHARS), "normalized_text": " … ".join(excerpts), "text_length": len(text)}
+
+
+def _cut(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[:chars] + "…"
 
 
 # ---- prohibited_listing ---------------------------------------------------------------
@@ -644,16 +754,21 @@ class ProhibitedListing(_TextDetector):
         if not hits:
             return []
         harmless = self._harmless.find(norm)
+        longest_harmless = max((m.end - m.start for m in harmless), default=0)
         negations = self._negations.find(norm)
         window = self.config.negation_window_tokens
         found: dict[str, Finding] = {}
+        qualifier_of: dict[str, Match | None] = {}  # per banned kind: looked for once per text
         for hit in hits:
             item, qualifiers = self._item_of[hit.phrase]
-            if item.kind in found or overlaps(hit, harmless) or preceded_by(norm, hit.start, negations, window):
+            if (item.kind in found or overlaps_any(hit, harmless, longest_harmless)
+                    or preceded_by(norm, hit.start, negations, window)):
                 continue
             qualifier = None
             if qualifiers is not None:
-                qualifier = next(iter(qualifiers.find(norm)), None)
+                if item.kind not in qualifier_of:
+                    qualifier_of[item.kind] = next(iter(qualifiers.find(norm)), None)
+                qualifier = qualifier_of[item.kind]
                 if qualifier is None:
                     continue
             hidden = disguised(text, hit.phrase, hit, norm)
@@ -661,7 +776,8 @@ class ProhibitedListing(_TextDetector):
             details = {"obfuscated": hidden}
             if qualifier is not None:
                 details["qualifier"] = qualifier.phrase
-            found[item.kind] = Finding(item.kind, hit.phrase, hit.written(norm), confidence, details)
+            found[item.kind] = Finding(item.kind, hit.phrase, hit.written(norm), confidence, details,
+                                       (hit.start, hit.end))
         return list(found.values())
 
     def _group(self, findings: list[Finding]) -> dict[str, list[Finding]]:
@@ -789,13 +905,13 @@ class OffPlatformSolicitation(_TextDetector):
             return []
         negations = self._negations.find(norm)
         after = self._after_negations.find(norm)
-        disclaimers = self._disclaimers.find(norm)
+        disclaimed = {norm.clause_of(d.start) for d in self._disclaimers.find(norm)}  # clauses with a disclaimer
         window = self.config.negation_window_tokens
 
         def declined(m: Match) -> bool:
             return (preceded_by(norm, m.start, negations, window)
                     or followed_by(norm, m.end, after, window)
-                    or any(same_clause(norm, d.start, m.start) for d in disclaimers))
+                    or norm.clause_of(m.start) in disclaimed)
 
         contact = [m for m in phones + handles + emails if not declined(m)]
         asks_contact = self._contact.any(norm)
@@ -817,7 +933,7 @@ class OffPlatformSolicitation(_TextDetector):
     def _finding(self, kind: str, m: Match, text: str, norm: Normalized, confidence: float) -> Finding:
         hidden = kind not in ("phone_number", "handle", "email") and disguised(text, m.phrase, m, norm)
         return Finding(kind, m.phrase, m.written(norm), min(0.95, confidence + (0.05 if hidden else 0.0)),
-                       {"obfuscated": hidden})
+                       {"obfuscated": hidden}, (m.start, m.end))
 
     def _addresses(self, norm: Normalized) -> tuple[list[Match], list[Match]]:
         """@handles and e-mail addresses (the dots of an address are joined by the normaliser)."""
@@ -947,6 +1063,33 @@ class _Near:
         return found
 
 
+class _Nearby:
+    """One `near_all` group's matches in one text (`_Near.positions`, found once), looked up near a term."""
+
+    def __init__(self, found: list[Match]) -> None:
+        self.found = found
+        self.by_start = sorted(range(len(found)), key=lambda k: found[k].start)
+        self.starts = [found[k].start for k in self.by_start]
+        self.longest = max((m.end - m.start for m in found), default=0)
+
+    def first_close(self, norm: Normalized, term: Match, window: int) -> Match | None:
+        """The first match (in `found` order) not overlapping `term`, fewer than `window` tokens from it,
+        in its clause; only the matches that start near the term are looked at."""
+        best = None
+        lo = bisect_left(self.starts, term.start - window - self.longest + 1)
+        for j in range(lo, len(self.starts)):
+            if self.starts[j] >= term.end + window:
+                break
+            k = self.by_start[j]
+            m = self.found[k]
+            if best is not None and k > best or overlaps(m, [term]):
+                continue
+            gap = m.start - term.end if m.start >= term.end else term.start - m.end
+            if gap < window and same_clause(norm, m.start, term.start):
+                best = k
+        return None if best is None else self.found[best]
+
+
 @dataclass(slots=True)
 class _Rule:
     config: ClaimRule
@@ -1004,6 +1147,7 @@ class MisleadingClaims(_TextDetector):
         if self._triggers.isdisjoint(norm.keys) and not norm.spelled:
             return []
         negations: list[Match] | None = None
+        nearby: dict[int, _Nearby] = {}  # per near group: its matches in this text, found once
         found: list[Finding] = []
         for rule in self._rules:
             if any(f.kind == rule.config.kind for f in found):
@@ -1016,42 +1160,34 @@ class MisleadingClaims(_TextDetector):
             for term in terms:
                 if preceded_by(norm, term.start, negations, self.config.negation_window_tokens):
                     continue
-                context = self._context(norm, term, rule)
+                context = self._context(norm, term, rule, nearby)
                 if context is None:
                     continue
                 hidden = disguised(text, term.phrase, term, norm)
-                found.append(Finding(rule.config.kind, term.phrase, self._span_text(norm, term, context),
+                start = min([term.start] + [c.start for c in context])
+                end = max([term.end] + [c.end for c in context])
+                found.append(Finding(rule.config.kind, term.phrase, " ".join(norm.tokens[start:end]),
                                      0.8 + (0.05 if hidden else 0.0),
-                                     {"with": [c.phrase for c in context], "obfuscated": hidden}))
+                                     {"with": [c.phrase for c in context], "obfuscated": hidden}, (start, end)))
                 break
         if len(found) > 1:  # several kinds of claim in one breath: stronger evidence
             found = [Finding(f.kind, f.term, f.written, round(min(0.95, f.confidence + 0.05 * (len(found) - 1)), 3),
-                             f.details) for f in found]
+                             f.details, f.span) for f in found]
         return found
 
-    def _context(self, norm: Normalized, term: Match, rule: _Rule) -> list[Match] | None:
+    @staticmethod
+    def _context(norm: Normalized, term: Match, rule: _Rule, nearby: dict[int, _Nearby]) -> list[Match] | None:
         """One match of each `near_all` group close to the term in its clause, or None."""
-        window = rule.config.window_tokens
         context = []
         for near in rule.near:
-            close = None
-            for m in near.positions(norm):
-                if overlaps(m, [term]):
-                    continue
-                gap = m.start - term.end if m.start >= term.end else term.start - m.end
-                if gap < window and same_clause(norm, m.start, term.start):
-                    close = m
-                    break
+            group = nearby.get(id(near))
+            if group is None:
+                group = nearby[id(near)] = _Nearby(near.positions(norm))
+            close = group.first_close(norm, term, rule.config.window_tokens)
             if close is None:
                 return None
             context.append(close)
         return context
-
-    @staticmethod
-    def _span_text(norm: Normalized, term: Match, context: list[Match]) -> str:
-        start = min([term.start] + [c.start for c in context])
-        end = max([term.end] + [c.end for c in context])
-        return " ".join(norm.tokens[start:end])
 
     def _explain(self, said: _Said, finding: Finding) -> str:
         what = {"medical_cure": "a medical", "weight_loss": "a weight-loss", "earnings": "an earnings",

@@ -10,13 +10,15 @@ a wrong type stops the job with one line naming the file and the key.
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from detectors.models.config import ModelsConfig
 from detectors.registry import registry
+from pipeline.contract.events import InputLimits
 from pipeline.errors import ConfigError, validation_message
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -36,6 +38,33 @@ class JobConfig(_Section):
     batch_size: int
     ledger_hold_seconds: float
     epoch_interval_seconds: float
+
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class InputConfig(_Section):
+    """`[input]`: what one input record may cost, and which event times are plausible (see shopguard.toml)."""
+
+    max_line_bytes: Positive = 1_048_576
+    max_depth: Positive = 64
+    max_text_chars: Positive = 65_536
+    dead_letter_raw_bytes: Positive = 16_384
+    earliest_event_time: datetime = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    latest_event_time: datetime = datetime(2100, 1, 1, tzinfo=timezone.utc)
+    max_clock_skew_seconds: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
+    max_stream_lead_seconds: Annotated[float, msgspec.Meta(ge=0)] = 2_592_000.0
+
+    def limits(self) -> InputLimits:
+        """The decoder's limits (`pipeline.contract.events.decode`)."""
+        return InputLimits(max_depth=self.max_depth, max_text_chars=self.max_text_chars,
+                           earliest_ts=_epoch_ms(self.earliest_event_time),
+                           latest_ts=_epoch_ms(self.latest_event_time))
+
+
+def _epoch_ms(at: datetime) -> int:
+    """Milliseconds since the Unix epoch; a time without a zone is UTC."""
+    return int((at if at.tzinfo else at.replace(tzinfo=timezone.utc)).timestamp() * 1000)
 
 
 class SimulatorSourceConfig(_Section):
@@ -70,6 +99,7 @@ class SourceConfig(_Section):
 class OutputConfig(_Section):
     kind: Literal["files", "kafka"]
     dir: str
+    max_record_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 900_000
 
 
 class MetricsConfig(_Section):
@@ -102,6 +132,7 @@ DetectorsConfig = registry().config_struct(__name__)
 
 class Config(_Section):
     job: JobConfig
+    input: InputConfig
     source: SourceConfig
     output: OutputConfig
     metrics: MetricsConfig

@@ -167,6 +167,11 @@ class Metrics:
             "input_records", "Records read from the source (valid or not), by source kind.",
             ["source"], namespace=NAMESPACE, registry=r,
         )
+        self.blank_records = Counter(
+            "blank_records", "Empty or whitespace-only input records (blank lines of a file, empty Kafka "
+            "messages): not events and not in input_records; counted, never used.",
+            ["source"], namespace=NAMESPACE, registry=r,
+        )
         self._lock = threading.Lock()
         self._state_keys: dict[str, dict[str, int]] = {}
 

@@ -86,3 +86,11 @@ def test_the_profile_lists_the_top_25_functions_by_own_time(smoke):
 def test_doctests_of_the_script():
     result = doctest.testmod(load_bench())
     assert result.attempted >= 2 and result.failed == 0
+
+
+def test_a_1_mb_transcript_is_measured_with_the_size_of_what_it_makes(smoke):
+    figures, report = smoke
+    transcript = figures["transcript_1mb"]
+    assert transcript["text_bytes"] == 1_000_000 and transcript["records"] >= 1 and transcript["cpu_s"] > 0
+    assert 0 < transcript["largest_record_bytes"] <= transcript["record_cap_bytes"]
+    assert "hostile input: a 1 MB live.transcript" in report

@@ -1,8 +1,11 @@
 """The job against a real Kafka broker: events in, violations out, exactly once across kill -9.
 
 Every test gets its own topics on the session's broker (tests/kafka_fixture.py).
-The simulated marketplace is published once per module; each run of the job
-writes to fresh output topics.
+The simulated marketplace is published once per module, with poison pills
+(a 10,000-deep object, a huge text, implausible and future-dated times);
+each run of the job writes to fresh output topics. Across kill -9 restarts
+and across 1, 2, 4 workers and 2 processes, all five output topics hold the
+same records, each once.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import collections
 import functools
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -53,6 +57,29 @@ OUTPUT_KEYS = {
 SIM = SimConfig(seed=7, hours=2.0, scale=0.5)  # ~56k events, every violation type
 BAD_BYTES = [b"\x00\xffnot json", b'{"event_id": "x", "type": "no.such.type", "ts": 1}']
 T0 = 1_793_491_200_000
+DAY_MS = 86_400_000
+
+
+def poison_pills() -> list[bytes]:
+    """Messages that once crashed or blinded the job (issue 15); each must be one dead letter, nothing more."""
+    listing = {"event_id": "p", "type": "listing.created", "ts": T0, "seller_id": "P1", "listing_id": "PL1",
+               "title": "Phone case", "category": "phones", "price": 9.5, "currency": "USD", "brand": None,
+               "original_price": None, "image_hash": None}
+    deep = json.dumps(listing)[:-1].encode() + b', "x": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    now = int(time.time() * 1000)
+    return [
+        deep.replace(b'"p"', b'"p-deep"', 1),
+        json.dumps({**listing, "event_id": "p-2**70", "ts": 2**70}).encode(),
+        json.dumps({**listing, "event_id": "p-future", "ts": now + 2 * DAY_MS}).encode(),
+        json.dumps({**listing, "event_id": "p-text", "title": "x" * 200_000}).encode(),
+    ]
+
+
+POISON = poison_pills()
+OUTPUT_IDS = {"violations": "violation_id", "actions": "action_id", "review_queue": "review_id",
+              "standing": None, "dead_letter": "source"}
+# A short stream: the anomaly models warm up sooner, so the review queue has entries to compare.
+REVIEWING = {"models": {"anomaly": {"warmup_updates": 300, "threshold_quantile": 0.99}}}
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -122,6 +149,21 @@ def ids(broker: KafkaTestBroker, topic: str, field: str) -> collections.Counter:
     return collections.Counter(record[field] for _, record, _ in read_topic(broker, topic))
 
 
+def every_output(broker: KafkaTestBroker, outputs: dict[str, str]) -> dict[str, collections.Counter]:
+    """Each output topic's records (as sorted JSON), counted: a record written twice counts 2."""
+    return {kind: collections.Counter(json.dumps(record, sort_keys=True) for _, record, _ in
+                                      read_topic(broker, outputs[kind])) for kind in OUTPUT_IDS}
+
+
+def assert_same_outputs(got: dict[str, collections.Counter], expected: dict[str, collections.Counter],
+                        what: str) -> None:
+    for kind, records in got.items():
+        twice = [r for r, n in records.items() if n > 1]
+        assert not twice, f"{what}: {kind} written twice: {twice[:3]}"
+        missing, extra = set(expected[kind]) - set(records), set(records) - set(expected[kind])
+        assert not missing and not extra, f"{what}: {kind}: missing {sorted(missing)[:3]}, extra {sorted(extra)[:3]}"
+
+
 # ---- the simulated marketplace, published once ----------------------------------------------
 
 
@@ -131,6 +173,7 @@ def marketplace(kafka_broker: KafkaTestBroker, tmp_path_factory):
     prefix = kafka_broker.unique_topic("in") + "."
     kafka_broker.create_topics(input_topics(prefix), partitions=3)
     kafka_broker.produce(prefix + "listing-events", BAD_BYTES, keys=[b"seller:BAD", b"seller:BAD"])
+    kafka_broker.produce(prefix + "order-events", POISON, keys=[b"seller:P1"] * len(POISON))
     published = publish(iter_events(SIM), kafka_broker.client_config(), topic_prefix=prefix)
     folder = tmp_path_factory.mktemp("marketplace")
     with open(folder / "events.jsonl", "wb") as f:
@@ -148,7 +191,7 @@ def test_the_job_reads_kafka_and_writes_the_violations_a_replay_finds(kafka_brok
     metrics = run_in_process(job_overrides(kafka_broker, marketplace["prefix"], outputs))
 
     violations = read_topic(kafka_broker, outputs["violations"])
-    assert metrics.total(metrics.input_records) == marketplace["published"] + len(BAD_BYTES)
+    assert metrics.total(metrics.input_records) == marketplace["published"] + len(BAD_BYTES) + len(POISON)
     assert {v["violation_id"] for _, v, _ in violations} == {
         v["violation_id"] for v in marketplace["replayed"]["violations.jsonl"]}
     # keyed by actor, with the deterministic id in a header
@@ -203,44 +246,44 @@ def _near_duplicate_listings(seller: str, count: int) -> list[bytes]:
 def test_kill_9_at_any_point_and_restart_writes_every_output_exactly_once(kafka_broker, marketplace, tmp_path):
     prefix = marketplace["prefix"]
     expected_outputs = new_outputs(kafka_broker)
-    run_in_process(job_overrides(kafka_broker, prefix, expected_outputs))
-    expected = {kind: ids(kafka_broker, expected_outputs[kind], field)
-                for kind, field in (("violations", "violation_id"), ("actions", "action_id"))}
+    run_in_process({**job_overrides(kafka_broker, prefix, expected_outputs), **REVIEWING})
+    expected = every_output(kafka_broker, expected_outputs)
     total = sum(expected["violations"].values())
-    assert total >= 10
+    assert total >= 10 and all(expected[kind] for kind in OUTPUT_IDS)
+    assert len(expected["dead_letter"]) == len(BAD_BYTES) + len(POISON)
 
     outputs = new_outputs(kafka_broker)
     recovery = tmp_path / "recovery"
     ensure_recovery_store(recovery, 4)
     config_file = tmp_path / "job.toml"
-    config_file.write_text(_toml(job_overrides(kafka_broker, prefix, outputs)))
+    # Small input batches: a slower job, so that every kill point comes while it runs.
+    config_file.write_text(_toml({**job_overrides(kafka_broker, prefix, outputs, batch_size=100), **REVIEWING}))
     violations_topic = outputs["violations"]
 
-    # kill points: at the first output (before the first snapshot), then a third and two thirds of the way
-    kill_points = [("dead letters", outputs["dead_letter"], 1), ("violations", violations_topic, total // 3),
-                   ("violations", violations_topic, 2 * total // 3)]
+    # Kill points: at the first output (before the first snapshot), then at five points through the stream,
+    # each after a random pause, so that some kills land while a snapshot is being written (one per second).
+    jitter = random.Random(15)
+    kill_points = [("dead letters", outputs["dead_letter"], 1)] + [
+        ("violations", violations_topic, k * total // 8) for k in range(1, 6)]
     kills, logs = [], []
     for what, topic, at_least in kill_points:
         job = _start_job(config_file, recovery, tmp_path / f"job-{len(logs)}.log")
         seen = _wait_for(kafka_broker, topic, at_least, job)
         assert job.poll() is None, f"the job ended before the kill point ({what} >= {at_least})"
+        time.sleep(jitter.uniform(0.0, 0.5))
         os.kill(job.pid, signal.SIGKILL)
-        job.wait()
-        kills.append((what, seen))
         logs.append(job.log_path)
+        if job.wait() != -signal.SIGKILL:
+            break  # it finished within the pause: no more kill points ahead
+        kills.append((what, seen))
     job = _start_job(config_file, recovery, tmp_path / "job-final.log")
     assert job.wait(timeout=120) == 0, job.log_path.read_text()[-3000:]
     logs.append(job.log_path)
 
-    got = {kind: ids(kafka_broker, outputs[kind], field)
-           for kind, field in (("violations", "violation_id"), ("actions", "action_id"))}
-    for kind in got:
-        duplicated = {i: n for i, n in got[kind].items() if n > 1}
-        assert not duplicated, f"{kind} written twice: {duplicated}"
-        assert set(got[kind]) == set(expected[kind]), f"{kind}: missing {set(expected[kind]) - set(got[kind])}, " \
-                                                      f"extra {set(got[kind]) - set(expected[kind])}"
-    dead = ids(kafka_broker, outputs["dead_letter"], "source")
-    assert len(dead) == len(BAD_BYTES) and max(dead.values()) == 1
+    assert len(kills) >= 5, kills
+    assert_same_outputs(every_output(kafka_broker, outputs), expected, f"after {len(kills)} kills")
+    # no crash loop: every restart ran on (each was killed by the test, or finished)
+    assert not any("Traceback" in log.read_text() for log in logs), [log.read_text()[-2000:] for log in logs]
     # the restarts did find records written after their snapshot and skipped them
     assert any("will not be written again" in log.read_text() for log in logs), kills
 
@@ -295,25 +338,29 @@ def build_for_cluster(overrides: dict, process_id: int):
     return flow, functools.partial(metrics.total, metrics.input_records)
 
 
-def test_the_same_violations_on_one_worker_two_workers_and_two_processes(kafka_broker, marketplace):
+def test_the_same_outputs_on_one_two_four_workers_and_two_processes(kafka_broker, marketplace):
     from datetime import timedelta
 
     from pipeline.engine.cluster import run_cluster
 
     prefix = marketplace["prefix"]
     found = {}
-    for name, workers in (("1 worker", 1), ("2 workers", 2)):
+    for workers in (1, 2, 4):
         outputs = new_outputs(kafka_broker)
-        run_in_process(job_overrides(kafka_broker, prefix, outputs), workers=workers)
-        found[name] = ids(kafka_broker, outputs["violations"], "violation_id")
+        run_in_process({**job_overrides(kafka_broker, prefix, outputs), **REVIEWING}, workers=workers)
+        found[f"{workers} workers"] = every_output(kafka_broker, outputs)
     outputs = new_outputs(kafka_broker)
-    read = run_cluster(functools.partial(build_for_cluster, job_overrides(kafka_broker, prefix, outputs)),
+    read = run_cluster(functools.partial(build_for_cluster, {**job_overrides(kafka_broker, prefix, outputs),
+                                                             **REVIEWING}),
                        processes=2, workers=1, epoch_interval=timedelta(seconds=1))
-    found["2 processes"] = ids(kafka_broker, outputs["violations"], "violation_id")
+    found["2 processes"] = every_output(kafka_broker, outputs)
 
-    assert sum(read) == marketplace["published"] + len(BAD_BYTES)  # the input is read once, not once per process
-    assert found["1 worker"] and all(max(v.values()) == 1 for v in found.values())
-    assert set(found["2 workers"]) == set(found["1 worker"]) == set(found["2 processes"])
+    # the input is read once, not once per process
+    assert sum(read) == marketplace["published"] + len(BAD_BYTES) + len(POISON)
+    one = found["1 workers"]
+    assert all(one[kind] for kind in OUTPUT_IDS)
+    for name, got in found.items():
+        assert_same_outputs(got, one, name)
 
 
 # ---- setup errors and delivery failures -------------------------------------------------------
@@ -399,7 +446,7 @@ def test_a_record_the_broker_refuses_stops_the_job(kafka_broker):
                            kafka_broker.client_config(), [topic])
     part = sink.build_part("write_kafka", "kafka-out-000", None)
     part.write_batch([("seller:S1", topic, b"x" * 1000, "v-1")])
-    with pytest.raises(KafkaDeliveryError, match="did not take"):
+    with pytest.raises(KafkaDeliveryError, match="no dead-letter topic is configured"):
         part.snapshot()
 
 

@@ -44,7 +44,7 @@ from detectors.base import HOUR_MS
 from detectors.models.config import AnomalyConfig
 from detectors.models.features import FEATURE_KIND, FEATURES_OF_ROLE, RISK_SIDE
 from pipeline.contract.events import ReviewDecided
-from pipeline.contract.records import ReviewEntry
+from pipeline.contract.records import ReviewEntry, review_id
 
 ANOMALY_MODELS = {"seller": "seller_anomaly_v1", "creator": "creator_anomaly_v1"}
 
@@ -269,4 +269,7 @@ class AnomalyModel:
                    "z": round(z[name], 1)}
             for name in named
         }
-        return ReviewEntry(actor=actor, score=round(score, 4), model=model.name, features=top, ts=ts)
+        # One entry per actor and cool-down: entries are a cool-down apart, so each falls in its own window.
+        window = ts // self._cooldown_ms if self._cooldown_ms else ts
+        return ReviewEntry(review_id=review_id(actor, model.name, window), actor=actor, score=round(score, 4),
+                           model=model.name, features=top, ts=ts)

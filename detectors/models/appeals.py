@@ -25,7 +25,7 @@ from river import linear_model, metrics, optim, preprocessing, utils
 from detectors.base import DAY_MS, clamp01
 from detectors.models.config import AppealClassifierConfig
 from pipeline.contract.events import AppealDecided
-from pipeline.contract.records import AppealOutcome, ReviewEntry, Violation, evidence_features
+from pipeline.contract.records import AppealOutcome, ReviewEntry, Violation, evidence_features, review_id
 
 APPEAL_MODEL = "appeal_classifier_v1"
 
@@ -124,6 +124,7 @@ class AppealClassifier:
         if not routed:
             return assessed, None
         review = ReviewEntry(
+            review_id=review_id(violation.actor, APPEAL_MODEL, violation.violation_id),
             actor=violation.actor, score=round(p, 4), model=APPEAL_MODEL, ts=violation.detected_at,
             features={"violation_id": violation.violation_id, "violation_type": violation.violation_type,
                       "p_overturned": round(p, 3), "detector_confidence": violation.confidence})

@@ -116,32 +116,16 @@ class ComparableIndex:
     # the same over every listing: how much a word narrows down what something costs
     word_prices: dict[str, list[float]] = field(default_factory=dict)
     all_prices: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    # (title words, currency) -> `_alike`, valid until the index changes (learn, forget)
+    memo: dict[tuple[frozenset[str], str], list[Neighbour]] = field(default_factory=dict)
 
     # ---- what is comparable -----------------------------------------------------------------
 
     def neighbours(self, cfg: ComparableConfig, words: frozenset[str], currency: str,
                    exclude: str | None = None, other_than: str | None = None) -> list[Neighbour]:
         """The listings most like one with these title words, most similar first (none of brand `other_than`)."""
-        weight = self._weigher()
-        idf = {w: weight(w) for w in words}
-        own = sum(idf.values())
-        if own <= 0:
-            return []
-        shared: dict[str, float] = {}
-        for word, w_weight in idf.items():
-            for listing_id in self.postings.get(word, ()):
-                shared[listing_id] = shared.get(listing_id, 0.0) + w_weight
-        found = []
-        for listing_id, common in shared.items():
-            item = self.items[listing_id]
-            if listing_id == exclude or item.currency != currency or item.brand == other_than:
-                continue
-            theirs = sum(weight(w) for w in item.words)
-            similarity = common / (own + theirs - common)
-            # It must also have most of what this title weighs: a denim jacket is not a wax jacket.
-            if similarity >= cfg.min_similarity and common >= cfg.min_coverage * own:
-                found.append(Neighbour(similarity, listing_id, item))
-        found.sort(key=lambda nb: (-nb.similarity, nb.listing_id))
+        found = [nb for nb in self._alike(cfg, words, currency)
+                 if nb.listing_id != exclude and (other_than is None or nb.item.brand != other_than)]
         if not found:
             return []
         # Only the listings about as alike as the most alike few (a duplicate title or two aside):
@@ -149,21 +133,49 @@ class ComparableIndex:
         close = found[min(2, len(found) - 1)].similarity * cfg.relative_similarity
         return [nb for nb in found[:cfg.neighbours] if nb.similarity >= close]
 
-    def _weigher(self):
-        """A word's weight: how rare it is (inverse document frequency, squared) times how much it narrows
-        down the price. A colour or "washable" goes with every kind of product at every price, so it says
-        nothing about what is comparable, however rare; "crate" does."""
-        n, df, prices = len(self.items) + 1, self.df, self.word_prices
-        spread = _sd(self.all_prices)
+    def _alike(self, cfg: ComparableConfig, words: frozenset[str], currency: str) -> list[Neighbour]:
+        """Every listing similar enough to these title words, most similar first. Memoised until the
+        index next changes: one listing is judged by several judges, and then learned, on the same words."""
+        key = (words, currency)
+        found = self.memo.get(key)
+        if found is not None:
+            return found
+        weight = self._weigher()
+        ranked = sorted(((weight[w], w) for w in words), reverse=True)
+        own = math.fsum(w for w, _ in ranked)
+        found = []
+        for listing_id in self._candidates(ranked, (1.0 - cfg.min_coverage) * own) if own > 0 else ():
+            item = self.items[listing_id]
+            if item.currency != currency:
+                continue
+            # fsum: exact, so the same in every process whatever order a set's words come in
+            common = math.fsum(map(weight.__getitem__, words & item.words))
+            similarity = common / (own + math.fsum(map(weight.__getitem__, item.words)) - common)
+            # It must also have most of what this title weighs: a denim jacket is not a wax jacket.
+            if similarity >= cfg.min_similarity and common >= cfg.min_coverage * own:
+                found.append(Neighbour(similarity, listing_id, item))
+        found.sort(key=lambda nb: (-nb.similarity, nb.listing_id))
+        if len(self.memo) >= _MEMO_SIZE:
+            self.memo.clear()
+        self.memo[key] = found
+        return found
 
-        def weight(word: str) -> float:
-            rarity = math.log(n / (df.get(word, 0) + 1)) ** 2
-            stats = prices.get(word)
-            if stats is None or stats[0] < _MIN_WORD_PRICES or spread <= 0:
-                return rarity  # too few prices to tell: a new word may well name a new kind of product
-            return rarity * min(1.0, max(_MIN_INFORMATION, 1.0 - _sd(stats) / spread))
+    def _candidates(self, ranked: list[tuple[float, str]], may_miss: float) -> set[str]:
+        """Listings sharing one of the heaviest title words: enough of them that a listing with none of
+        them misses more than `may_miss` of the weight (prefix filtering), so a colour's postings are
+        only read when the title has little else."""
+        candidates: set[str] = set()
+        carried = 0.0
+        for w, word in ranked:
+            candidates.update(self.postings.get(word, ()))
+            carried += w
+            if carried > may_miss:
+                break
+        return candidates
 
-        return weight
+    def _weigher(self) -> "_Weights":
+        """Title words' weights, computed on first use (see `_Weights`)."""
+        return _Weights(len(self.items) + 1, self.df, self.word_prices, _sd(self.all_prices))
 
     def offset(self, cfg: ComparableConfig, currency: str, brand: str, lean: float = 0.0) -> float | None:
         """The brand's level against similar items of other brands (log), once known; no-name goods are the
@@ -230,6 +242,7 @@ class ComparableIndex:
     def learn(self, cfg: ComparableConfig, listing_id: str, item: Item) -> None:
         """Remember a clean listing's price; teach its brand's level against similar items first."""
         self._learn_offset(cfg, listing_id, item)
+        self.memo.clear()
         self.forget(listing_id)
         self.items[listing_id] = item
         for word in item.words:
@@ -251,6 +264,7 @@ class ComparableIndex:
         item = self.items.pop(listing_id, None)
         if item is None:
             return
+        self.memo.clear()
         for word in item.words:
             left = self.df.get(word, 1) - 1
             if left > 0:
@@ -284,6 +298,25 @@ class ComparableIndex:
         return len(self.items)
 
 
+class _Weights(dict):
+    """A word's weight: how rare it is (inverse document frequency, squared) times how much it narrows
+    down the price. A colour or "washable" goes with every kind of product at every price, so it says
+    nothing about what is comparable, however rare; "crate" does. Computed once per word per judgement."""
+
+    def __init__(self, n: int, df: dict[str, int], prices: dict[str, list[float]], spread: float) -> None:
+        super().__init__()
+        self.n, self.df, self.prices, self.spread = n, df, prices, spread
+
+    def __missing__(self, word: str) -> float:
+        weight = math.log(self.n / (self.df.get(word, 0) + 1)) ** 2
+        stats = self.prices.get(word)
+        # With too few prices to tell, a new word may well name a new kind of product: full weight.
+        if stats is not None and stats[0] >= _MIN_WORD_PRICES and self.spread > 0:
+            weight *= min(1.0, max(_MIN_INFORMATION, 1.0 - _sd(stats) / self.spread))
+        self[word] = weight
+        return weight
+
+
 def _deviation(cfg: ComparableConfig, how: str, ids: list[str], values: list[float], price: float,
                same_brand: bool = False) -> Deviation:
     ordered = sorted(values)
@@ -294,6 +327,7 @@ def _deviation(cfg: ComparableConfig, how: str, ids: list[str], values: list[flo
                      sample=len(values), examples=tuple(ids[:5]), same_brand=same_brand)
 
 
+_MEMO_SIZE = 64  # judgements remembered between two changes of the index
 _MIN_WORD_PRICES = 5  # prices of a word before its spread says anything
 _MIN_INFORMATION = 0.05  # even a colour weighs a little: it breaks ties between equally good matches
 _STATS_MEMORY = 500  # listings a word's price statistics weigh (older ones fade)

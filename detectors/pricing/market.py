@@ -18,6 +18,7 @@ from detectors.pricing.levels import ROUNDING, brand_key
 from detectors.text import CLAUSE_BREAK, normalized
 
 MAX_BRAND_TOKENS = 4  # longest brand name matched in a title, in words
+_MEMO_SIZE = 4096  # title words and phrases whose nearest registered brand is remembered
 
 
 class PricePoint(NamedTuple):
@@ -149,13 +150,18 @@ class BrandRegistry:
 
     names: dict[str, str] = field(default_factory=dict)
     near: dict[str, str] = field(default_factory=dict)  # one-letter deletion of a key -> that key
+    lengths: set[int] = field(default_factory=set)  # of the keys indexed by their deletions
+    # key -> what `find` answered, until the next registration: titles repeat their words
+    memo: dict[str, str | None] = field(default_factory=dict)
 
     def register(self, brand: str, aliases: list[str], max_brands: int) -> None:
+        self.memo.clear()
         for written in (brand, *aliases):
             key = brand_key(written)
             if key and (key in self.names or len(self.names) < max_brands):
                 self.names[key] = brand
                 if len(key) >= MIN_FUZZY_CHARS:
+                    self.lengths.add(len(key))
                     for variant in _deletions(key):
                         self.near.setdefault(variant, key)
 
@@ -163,8 +169,17 @@ class BrandRegistry:
         """The registered key `key` names, exactly or within one edit."""
         if key in self.names:
             return key
-        if len(key) < MIN_FUZZY_CHARS - 1 or not self.near:
-            return None
+        n = len(key)
+        if n < MIN_FUZZY_CHARS - 1 or not (n in self.lengths or n - 1 in self.lengths or n + 1 in self.lengths):
+            return None  # one edit from no registered key's length
+        if key in self.memo:
+            return self.memo[key]
+        if len(self.memo) >= _MEMO_SIZE:
+            self.memo.clear()
+        found = self.memo[key] = self._within_one_edit(key)
+        return found
+
+    def _within_one_edit(self, key: str) -> str | None:
         for candidate in (key, *_deletions(key)):
             found = self.near.get(candidate) or (candidate if candidate in self.names else None)
             if found is not None and _one_edit(key, found):

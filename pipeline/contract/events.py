@@ -6,6 +6,12 @@ below, so msgspec checks it while it decodes: required fields, field types,
 fields are ignored. Whatever fails becomes a `DeadLetter` with the raw text, a
 sentence that names the field and what was wrong, where it came from and when.
 
+Every input may come from an attacker, so decoding is bounded (`InputLimits`):
+nesting deeper than `max_depth` (a 10,000-deep object must not exhaust the
+stack), free-text fields longer than `max_text_chars`, and event times outside
+`[earliest_ts, latest_ts]` (a `ts` of 2**70 or one before 2000) are invalid
+events like any other. A UTF-8 byte-order mark before the object is ignored.
+
 >>> ev = decode(b'{"event_id": "e1", "type": "account.login", "ts": 5, '
 ...             b'"actor": "seller:S1", "device_id": "d", "ip": "1.2.3.4", "country": "US"}')
 >>> ev.actor, ev.topic
@@ -19,7 +25,9 @@ pipeline.contract.events.InvalidEvent: field `actor`: expected an actor referenc
 
 from __future__ import annotations
 
+import json
 import re
+from itertools import accumulate
 from typing import Annotated, ClassVar, Literal, Union
 
 import msgspec
@@ -253,12 +261,34 @@ AnyEvent = Union[EVENT_TYPES]  # type: ignore[valid-type]
 _decoder = msgspec.json.Decoder(AnyEvent)
 _loose_decoder = msgspec.json.Decoder()
 
+# Free-text fields (no length in the contract), per event type: `max_text_chars` bounds them.
+TEXT_FIELDS: dict[type, tuple[str, ...]] = {
+    t: tuple(f.name for f in msgspec.structs.fields(t) if f.type in (str, str | None)) for t in EVENT_TYPES
+}
+
+
+class InputLimits(msgspec.Struct, frozen=True):
+    """What one input may cost: nesting depth, free-text length, and the plausible range of `ts`.
+
+    The defaults are far beyond any real event (the job's `[input]` table
+    sets them); `earliest_ts` is 2000-01-01 and `latest_ts` 2100-01-01 (UTC).
+    """
+
+    max_depth: int = 64
+    max_text_chars: int = 65_536
+    earliest_ts: int = 946_684_800_000
+    latest_ts: int = 4_102_444_800_000
+
+
+DEFAULT_LIMITS = InputLimits()
+
 
 # ---- errors: a sentence a person can act on ---------------------------------
 
 
 DECODE_REASONS = frozenset({"invalid_json", "unknown_type", "missing_field", "wrong_type", "invalid_value",
-                            "invalid_event"})
+                            "invalid_event", "duplicate_type", "too_deep", "field_too_long", "line_too_long",
+                            "ts_out_of_range", "ts_in_future"})
 
 
 class InvalidEvent(ValueError):
@@ -283,6 +313,7 @@ _FIELD_HINTS = {
 }
 _AT_FIELD = re.compile(r" - at `\$\.([A-Za-z_]+)`")
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
+_INVALID_VALUE = re.compile(r"^Invalid value (.*) - at `")
 
 
 def _explain(err: msgspec.ValidationError, raw: bytes) -> InvalidEvent:
@@ -294,10 +325,7 @@ def _explain(err: msgspec.ValidationError, raw: bytes) -> InvalidEvent:
     at = _AT_FIELD.search(text)
     field = at.group(1) if at else None
     if field == "type":
-        got = _field_value(raw, "type")
-        return InvalidEvent(
-            f"unknown event type {got!r}: expected one of {', '.join(TYPE_NAMES)}", "unknown_type"
-        )
+        return _explain_type(text, raw)
     if field is None:
         return InvalidEvent(f"not a contract event: {text}", "invalid_event")
     got = _field_value(raw, field)
@@ -307,24 +335,118 @@ def _explain(err: msgspec.ValidationError, raw: bytes) -> InvalidEvent:
     return InvalidEvent(f"field `{field}`: {detail}, got {got!r}", reason)
 
 
+def _explain_type(text: str, raw: bytes) -> InvalidEvent:
+    """The `type` is wrong: name the value msgspec refused, or every `type` when the key is repeated."""
+    given = _top_level_values(raw, "type")
+    if len(given) > 1:
+        return InvalidEvent(f"the key `type` is given {len(given)} times ({', '.join(map(repr, given))}); "
+                            "send exactly one `type` per event", "duplicate_type")
+    refused = _INVALID_VALUE.search(text)
+    got = refused.group(1) if refused else repr(given[0] if given else None)
+    return InvalidEvent(f"unknown event type {got}: expected one of {', '.join(TYPE_NAMES)}", "unknown_type")
+
+
+def _top_level_values(raw: bytes, key: str) -> list:
+    """Every value of `key` in the top-level object, repeats included (a dict keeps only the last)."""
+    pairs: list = []
+
+    def keep(p: list) -> dict:  # the outermost object is hooked last: its pairs are what stays
+        pairs[:] = p
+        return dict(p)
+
+    try:
+        json.loads(raw, object_pairs_hook=keep)
+    except (ValueError, RecursionError):
+        return []
+    return [value for k, value in pairs if k == key]
+
+
 def _field_value(raw: bytes, field: str):
     try:
         obj = _loose_decoder.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     return obj.get(field) if isinstance(obj, dict) else None
 
 
-def decode(raw: bytes) -> Event:
-    """Decode one contract event from JSON bytes, or raise `InvalidEvent`."""
+BOM = b"\xef\xbb\xbf"
+
+
+def decode(raw: bytes, limits: InputLimits | None = None) -> Event:
+    """Decode one contract event from JSON bytes, or raise `InvalidEvent`.
+
+    Without `limits` only the contract's own rules apply (and no nesting can
+    exhaust the stack); the job passes its `[input]` limits.
+
+    >>> deep = b'{"event_id":"e","type":"live.ended","ts":1,"live_id":"V","creator_id":"C","x":' + b"[" * 10_000
+    >>> decode(deep + b"]" * 10_000 + b"}")
+    Traceback (most recent call last):
+    ...
+    pipeline.contract.events.InvalidEvent: nested deeper than 64 levels; send flat JSON objects (the contract's events nest at most 2 levels)
+    >>> decode(b'{"event_id":"e","type":"live.ended","ts":5,"live_id":"V","creator_id":"C"}', DEFAULT_LIMITS)
+    Traceback (most recent call last):
+    ...
+    pipeline.contract.events.InvalidEvent: field `ts`: 5 is not a plausible event time (milliseconds since the Unix epoch between 946684800000 and 4102444800000, [input] earliest_event_time and latest_event_time); send the time the event happened
+    """
+    max_depth = (limits or DEFAULT_LIMITS).max_depth
+    if raw.startswith(BOM):
+        raw = raw[len(BOM):]
     try:
         event = _decoder.decode(raw)
+    except RecursionError:  # deeper than the interpreter's stack allows: deeper than any limit
+        raise _too_deep(max_depth) from None
     except msgspec.ValidationError as err:
         raise _explain(err, raw) from None
     except msgspec.DecodeError as err:
         raise InvalidEvent(f"not valid JSON ({err}); send one JSON object per line", "invalid_json") from None
     _check_codes(event)
+    if limits is not None:
+        if nesting_depth(raw, max_depth) > max_depth:
+            raise _too_deep(max_depth)
+        _check_texts(event, limits.max_text_chars)
+        _check_time(event.ts, limits)
     return event
+
+
+def _too_deep(max_depth: int) -> InvalidEvent:
+    return InvalidEvent(f"nested deeper than {max_depth} levels; send flat JSON objects "
+                        "(the contract's events nest at most 2 levels)", "too_deep")
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_DEPTH_STEP = [0] * 256
+for _c in b"[{":
+    _DEPTH_STEP[_c] = 1
+for _c in b"]}":
+    _DEPTH_STEP[_c] = -1
+
+
+def nesting_depth(raw: bytes, at_most: int) -> int:
+    """How deep the arrays and objects of valid JSON `raw` nest (exact above `at_most`; linear time).
+
+    >>> nesting_depth(b'{"a": [1, {"b": "[[[["}]}', 0), nesting_depth(b'{"a": 1}', 64)
+    (3, 0)
+    """
+    if raw.count(b"[") + raw.count(b"{") <= at_most:  # cannot be deeper: two C-speed counts
+        return 0
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)  # brackets inside strings do not nest
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _check_texts(event: Event, max_chars: int) -> None:
+    for name in TEXT_FIELDS[type(event)]:
+        value = getattr(event, name)
+        if value is not None and len(value) > max_chars:
+            raise InvalidEvent(f"field `{name}`: {len(value):,} characters, more than the limit of {max_chars:,} "
+                               "([input] max_text_chars); send shorter texts", "field_too_long")
+
+
+def _check_time(ts: int, limits: InputLimits) -> None:
+    if not limits.earliest_ts <= ts <= limits.latest_ts:
+        raise InvalidEvent(f"field `ts`: {ts} is not a plausible event time (milliseconds since the Unix epoch "
+                           f"between {limits.earliest_ts} and {limits.latest_ts}, [input] earliest_event_time and "
+                           "latest_event_time); send the time the event happened", "ts_out_of_range")
 
 
 def _check_codes(event: Event) -> None:

@@ -6,6 +6,7 @@ byte-stable across runs. `SINK_OF` names the file and topic of each record.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
@@ -17,7 +18,7 @@ class Education(msgspec.Struct, frozen=True):
     url: str
 
 
-class Violation(msgspec.Struct, frozen=True, kw_only=True):
+class Violation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     violation_id: str
     actor: str
     violation_type: str
@@ -33,6 +34,7 @@ class Violation(msgspec.Struct, frozen=True, kw_only=True):
     explanation: str
     education: Education
     enforced: bool
+    evidence_truncated: bool = False  # extension: evidence cut to keep the record under the output size cap
 
 
 class Action(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,11 +48,22 @@ class Action(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReviewEntry(msgspec.Struct, frozen=True, kw_only=True):
+    review_id: str = ""  # extension: deterministic, from (actor, model, window): see `review_id`
     actor: str
     score: float
     model: str
     features: dict[str, Any]
     ts: int
+
+
+def review_id(actor: str, model: str, window: str | int) -> str:
+    """The id of a review entry: one actor, one model, one window (a cool-down period, or the violation
+    reviewed), so a replay or a restart names the same entry the same way.
+
+    >>> review_id("seller:S1", "seller_anomaly_v1", 3) == review_id("seller:S1", "seller_anomaly_v1", 3)
+    True
+    """
+    return "r-" + hashlib.blake2b(f"{actor}|{model}|{window}".encode(), digest_size=12).hexdigest()
 
 
 class Standing(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,12 +76,13 @@ class Standing(msgspec.Struct, frozen=True, kw_only=True):
     under_appeal: list[str] = []  # extension: ids of violations with an appeal filed and not yet decided
 
 
-class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     raw: str
     error: str
     source: str
     ts: int
     reason: str  # extension: a short machine label (the metric's `reason`)
+    raw_bytes: int | None = None  # extension: the input's size when `raw` quotes only its beginning
 
 
 class AppealOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,6 +148,59 @@ _encoder = msgspec.json.Encoder()
 def encode(record: OutputRecord) -> bytes:
     """One JSON line (without the newline)."""
     return _encoder.encode(record)
+
+
+# ---- a cap on every record's size ----------------------------------------------------------------
+
+
+def capped(record: OutputRecord, max_bytes: int) -> OutputRecord:
+    """The record, cut to encode in at most `max_bytes` (a broker refuses bigger messages).
+
+    A violation's evidence is cut (long texts shortened, long lists to their
+    first items, ever shorter until it fits) and `evidence_truncated` says so;
+    a dead letter's `raw` is cut and `raw_bytes` keeps the input's size. Other
+    records are small by construction and pass unchanged.
+
+    >>> v = Violation(violation_id="v-1", actor="seller:S1", violation_type="listing_spam", policy_id="p",
+    ...     severity="low", points=2, detector="d", confidence=1.0, detected_at=1, window_start=1, window_end=1,
+    ...     evidence={"title": "x" * 5_000, "ids": list(range(2_000)), "n": 7}, explanation="e",
+    ...     education=Education("m", "t", "u"), enforced=True)
+    >>> small = capped(v, 2_000)
+    >>> len(encode(small)) <= 2_000, small.evidence_truncated, small.evidence["n"], capped(small, 10**6) is small
+    (True, True, 7, True)
+    """
+    size = len(encode(record))
+    if size <= max_bytes:
+        return record
+    if isinstance(record, Violation):
+        return _capped_violation(record, max_bytes)
+    if isinstance(record, DeadLetter):
+        keep = max(0, len(record.raw) - (size - max_bytes) - 64)
+        original = record.raw_bytes if record.raw_bytes is not None else len(record.raw.encode())
+        return msgspec.structs.replace(record, raw=record.raw[:keep], raw_bytes=original)
+    return record
+
+
+def _capped_violation(violation: Violation, max_bytes: int) -> Violation:
+    chars, items = 1_000, 20
+    while True:
+        evidence = _shortened(violation.evidence, chars, items)
+        cut = msgspec.structs.replace(violation, evidence=evidence, evidence_truncated=True,
+                                      explanation=_shortened(violation.explanation, 4 * chars, items))
+        if len(encode(cut)) <= max_bytes or chars <= 8:
+            return cut
+        chars, items = chars // 4, max(1, items // 4)
+
+
+def _shortened(value: Any, chars: int, items: int) -> Any:
+    """`value` with every text cut to `chars` characters and every list to its first `items` items."""
+    if isinstance(value, str):
+        return value if len(value) <= chars else value[:chars] + "…"
+    if isinstance(value, dict):
+        return {k: _shortened(v, chars, items) for k, v in list(value.items())[: 4 * items]}
+    if isinstance(value, (list, tuple)):
+        return [_shortened(v, chars, items) for v in value[:items]]
+    return value
 
 
 def key_of(record: OutputRecord) -> str:

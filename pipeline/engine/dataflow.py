@@ -12,7 +12,7 @@ Read `build_flow` top to bottom; every step id says what the step does::
                                     |                   |
                                     +-> account events -+-> fan_out_identifiers -> link_accounts
                                     |                       (actor)                (identifier)
-                                    +-> dead letters ----------------------------------------> write_outputs
+                                    +-> dead letters --------------------------> cap_record_size -> write_outputs
 
 `decode_and_route` decodes each record once and keys detector events by
 `family/shard` (`routing.py`): listing upserts by category, orders by seller,
@@ -29,9 +29,11 @@ ledger pass that feeds the linking.
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
@@ -41,17 +43,17 @@ from bytewax.outputs import Sink
 from detectors.models.features import ActorFeatures
 from detectors.models.online import OnlineModels
 from detectors.registry import registry
-from pipeline.config import Config
+from pipeline.config import Config, InputConfig
 from pipeline.contract.events import AppealDecided, Event, InvalidEvent, ReviewDecided, ViolationOverturned, decode
-from pipeline.contract.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, encode
+from pipeline.contract.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, capped, encode
 from pipeline.contract.routing import GOVERNANCE_TYPES, SHOP, ledger_key, route_keys, shop_key
 from pipeline.enforce.ledger import Ledger, Relayed
 from pipeline.enforce.links import ACCOUNT_EVENTS, IdentityUse, fan_out_key, is_suspension_change
 from pipeline.enforce.policy import Policy
-from pipeline.engine.detect import DetectShard, FeatureShard, feature_key
+from pipeline.engine.detect import DetectShard, FeatureBatch, FeatureManifest, NumberedFeatureShard, feature_key
 from pipeline.engine.links import FanOutShard, LinkShard
 from pipeline.engine.ordered import LedgerShard, ModelsShard
-from pipeline.engine.shards import Shard, ShardLogic, resumed
+from pipeline.engine.shards import EVENT_TIME_QUORUM, NEVER, QuorumTime, Shard, ShardLogic, resumed
 from pipeline.sources.raw import RawRecord
 from sinks.metrics import Metrics
 
@@ -69,6 +71,12 @@ class JobContext:
     def recovery(self) -> bool:
         """Whether state snapshots are kept (and so worth taking)."""
         return bool(self.config.recovery.dir)
+
+    @property
+    def future_by_wall_clock(self) -> bool:
+        """Whether an event's `ts` is judged against the wall clock (`run` on Kafka or a file), else against
+        the stream's own progress (a replay, or the simulator, whose event time is not the wall clock)."""
+        return not self.replay and self.config.source.kind != "simulator"
 
     @property
     def hold_seconds(self) -> float | None:
@@ -107,32 +115,48 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     `(family/shard, (read_ms, events))`, and per actor-feature shard as one
     `FeatureBatch` each; account events also as `IdentityUse` (ban evasion); governance
     events and dead letters (invalid records) come out bare. Doing routing
-    here, once per batch, spares every event several per-item steps.
+    here, once per batch, spares every event several per-item steps. Each
+    batch is numbered and says how many feature shards it fed
+    (`FeatureManifest`), for the models step's event-time order.
+
+    Every record is bounded before it costs anything (`InputGate`): blank
+    records are counted and skipped, and a record over a limit of `[input]`
+    or dated implausibly far ahead is a dead letter.
     """
     metrics = ctx.metrics
     shards = ctx.config.job.shards
-    input_records: dict[str, Any] = {}
     # Event types a detector joins, per shop, with evidence of its first stage (`Forward`).
     shop_types = frozenset(t for entry in registry().entries for t in entry.joined_types)
+    gate = InputGate(ctx.config.input, wall_clock=ctx.future_by_wall_clock)
+    excerpt_bytes = ctx.config.input.dead_letter_raw_bytes
+    counters: dict[str, tuple[Any, Any]] = {}  # origin -> (input records, blank records) children
+    reader, batches = f"{os.getpid()}.{next(_READERS)}", itertools.count(1)  # this input reader's batches
+    progress = QuorumTime()  # the stream's progress, for the models step's event-time order
     # `[models.anomaly] enabled = false` turns the feature step off: nothing is routed to it.
     feature_types = ActorFeatures.RESCORE if ctx.config.models.anomaly.enabled else {}
 
     def decode_all(records: list[RawRecord]) -> list[Any]:
         out: list[Any] = []
         newest = None
+        blank = 0
+        now_ms = int(time.time() * 1000)
         per_type: dict[type, int] = {}  # counted once per batch: a metric increment takes a lock
         # One item per detect shard and per feature shard, not one per event:
         # Bytewax's per-item cost is paid ~100 times per batch instead of ~1000.
         for_detect: dict[str, tuple[int, list[Event]]] = {}  # key -> (first read time, events in order)
         for_features: dict[str, list[Event]] = {}
         for record in records:
+            if not record.raw or record.raw.isspace():
+                blank += 1
+                continue
             try:
-                event = decode(record.raw)
+                event = gate.admit(record, now_ms)
             except InvalidEvent as err:
-                out.append(_dead_letter(record, err))
+                out.append(_dead_letter(record, err, excerpt_bytes))
                 metrics.dead_letters_child(err.reason).inc()
                 continue
             kind = type(event)
+            progress.observe(event.ts)
             per_type[kind] = per_type.get(kind, 0) + 1
             if newest is None or event.ts > newest:
                 newest = event.ts
@@ -158,20 +182,71 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
             if kind in ACCOUNT_EVENTS:
                 out.append(IdentityUse(event))  # also to ban-evasion linking
         out.extend(for_detect.items())
-        out.extend(FeatureBatch(key, events) for key, events in for_features.items())
+        batch = (reader, next(batches))
+        out.extend(FeatureBatch(key, (batch, events)) for key, events in for_features.items())
+        out.append(FeatureManifest(batch, len(for_features), progress.value))
         for kind, n in per_type.items():
             metrics.events_child(kind.topic, kind.__struct_config__.tag).inc(n)
         if records:
-            first = records[0]
-            counter = input_records.get(first.origin)
-            if counter is None:
-                counter = input_records[first.origin] = metrics.input_records.labels(_source_kind(first.origin))
-            counter.inc(len(records))
+            origin = records[0].origin
+            if origin not in counters:
+                label = _source_kind(origin)
+                counters[origin] = (metrics.input_records.labels(label), metrics.blank_records.labels(label))
+            read, blanks = counters[origin]
+            read.inc(len(records) - blank)
+            if blank:
+                blanks.inc(blank)
         if newest is not None:
             metrics.observe_event_time(newest, time.time())
         return out
 
     return decode_all
+
+
+class InputGate:
+    """Decodes one record within the `[input]` limits; raises `InvalidEvent` for whatever crosses one.
+
+    A record longer than `max_line_bytes` is refused before it is decoded;
+    then `decode` bounds nesting, text fields and the range of `ts`; last, an
+    event dated too far ahead is refused: more than `max_clock_skew_seconds`
+    ahead of the wall clock (`wall_clock`), or more than
+    `max_stream_lead_seconds` ahead of the stream's own progress, its
+    `EVENT_TIME_QUORUM`-th newest event time so far (a replay, the simulator).
+    The progress counts refused events too, so a real jump forward in event
+    time is followed once a quorum of events shows it.
+    """
+
+    def __init__(self, config: InputConfig, *, wall_clock: bool) -> None:
+        self.limits = config.limits()
+        self.max_line_bytes = config.max_line_bytes
+        seconds, self.key = ((config.max_clock_skew_seconds, "max_clock_skew_seconds") if wall_clock
+                             else (config.max_stream_lead_seconds, "max_stream_lead_seconds"))
+        self.ahead_ms = int(seconds * 1000)
+        self.progress = None if wall_clock else QuorumTime()
+
+    def admit(self, record: RawRecord, now_ms: int) -> Event:
+        if record.length > self.max_line_bytes:
+            raise InvalidEvent(f"{record.length:,} bytes, more than the limit of {self.max_line_bytes:,} "
+                               "([input] max_line_bytes); send one event per line", "line_too_long")
+        event = decode(record.raw, self.limits)
+        ts = event.ts
+        if self.progress is None:
+            if ts > now_ms + self.ahead_ms:
+                raise self._ahead(ts, "the wall clock when it was read")  # no distance: it depends on when
+        else:
+            progress = self.progress.observe(ts)
+            if progress != NEVER and ts > progress + self.ahead_ms:
+                raise self._ahead(ts, f"the stream's progress (its {EVENT_TIME_QUORUM}th newest event time, "
+                                      f"{progress})")
+        return event
+
+    def _ahead(self, ts: int, of: str) -> InvalidEvent:
+        return InvalidEvent(
+            f"field `ts`: {ts} is more than [input] {self.key} = {self.ahead_ms / 1000:,.0f} s ahead of {of}; send the "
+            "time the event happened (check the producer's clock)", "ts_in_future")
+
+
+_READERS = itertools.count(1)  # decode steps of this process: each numbers the batches of one input reader
 
 
 def _source_kind(origin: str) -> str:
@@ -181,24 +256,20 @@ def _source_kind(origin: str) -> str:
     return "kafka" if "/" in origin else "file"
 
 
-def _dead_letter(record: RawRecord, err: InvalidEvent) -> DeadLetter:
+def _dead_letter(record: RawRecord, err: InvalidEvent, excerpt_bytes: int) -> DeadLetter:
+    """The record's first `excerpt_bytes` (and then its size), never a copy of a huge input."""
+    cut = record.length > excerpt_bytes
     return DeadLetter(
-        raw=record.raw.decode("utf-8", errors="replace"),
+        raw=record.raw[:excerpt_bytes].decode("utf-8", errors="replace"),
         error=str(err),
         source=record.source,
         ts=record.received_ms,
         reason=err.reason,
+        raw_bytes=record.length if cut else None,
     )
 
 
 # ---- the shards of each step ------------------------------------------------------
-
-
-class FeatureBatch(NamedTuple):
-    """One feature shard's events of one input batch."""
-
-    key: str
-    events: list[Event]
 
 
 def detect_shard(ctx: JobContext, stage: str) -> Callable[[Any], DetectShard]:
@@ -219,17 +290,20 @@ def detect_shard(ctx: JobContext, stage: str) -> Callable[[Any], DetectShard]:
         shards=job.shards, stage=stage, count_skipped=first, wake_delay_ms=0 if first else lateness, resume=state)
 
 
-def feature_shard(ctx: JobContext) -> Callable[[Any], FeatureShard]:
+def feature_shard(ctx: JobContext) -> Callable[[Any], NumberedFeatureShard]:
     job = ctx.config.job
-    return lambda state: FeatureShard(
+    return lambda state: NumberedFeatureShard(
         ActorFeatures(ctx.config.models.features), ctx.metrics, allowed_lateness_ms=ctx.ms(job.allowed_lateness_seconds),
         dedupe_horizon_ms=ctx.ms(job.dedupe_horizon_seconds), resume=state)
 
 
 def models_shard(ctx: JobContext) -> Callable[[Any], ModelsShard]:
+    # A feature update is scored once the stream's progress is the allowed lateness past it: the events
+    # that could still make an earlier update are late by then.
+    horizon_ms = ctx.ms(ctx.config.job.allowed_lateness_seconds)
     return lambda state: ModelsShard(
         OnlineModels(ctx.config.models, resume=state.models if state else None), ctx.metrics,
-        hold_seconds=ctx.hold_seconds, resume=state)
+        hold_seconds=ctx.hold_seconds, horizon_ms=horizon_ms, resume=state)
 
 
 def ledger_shard(ctx: JobContext, metrics: Metrics, keep: Callable[[Any], bool] | None = None):
@@ -275,7 +349,8 @@ def build_flow(
     raw = read(flow)
     routed = op.flat_map_batch("decode_and_route", raw, decode_and_route(ctx))
     for_features = op.branch("split_feature_batches", routed, lambda x: type(x) is FeatureBatch)
-    to_detect = op.branch("split_detector_events", for_features.falses, lambda x: type(x) is tuple)
+    manifests = op.branch("split_feature_manifests", for_features.falses, lambda x: type(x) is FeatureManifest)
+    to_detect = op.branch("split_detector_events", manifests.falses, lambda x: type(x) is tuple)
     others = op.branch("split_dead_letters", to_detect.falses, lambda x: isinstance(x, DeadLetter))
     uses = op.branch("split_identity_uses", others.falses, lambda x: isinstance(x, IdentityUse))
     identity_uses, governance = uses.trues, uses.falses
@@ -299,8 +374,8 @@ def build_flow(
     feature_errors = op.branch("split_feature_errors", features_out, lambda x: isinstance(x, DeadLetter))
     # Reviewers' verdicts teach the models (the step id predates the overturn and review verdicts).
     decisions = op.filter("appeal_decisions", governance, lambda e: type(e) in REVIEWER_VERDICTS)
-    models_in = op.key_on("key_models", op.merge("models_inputs", feature_errors.falses, detected, decisions),
-                          lambda _: "models")
+    models_in = op.key_on("key_models", op.merge("models_inputs", feature_errors.falses, manifests.trues, detected,
+                                                 decisions), lambda _: "models")
     modeled = op.key_rm("models_records", ctx.step("online_models", models_in, models_shard(ctx), keys_label=None))
     reviews = op.branch("split_review_entries", modeled, lambda x: type(x) is ReviewEntry)
     assessed, review_entries = reviews.falses, reviews.trues
@@ -322,5 +397,7 @@ def build_flow(
     ledger_out = op.key_rm("ledger_records", ctx.step("ledger", by_actor, ledger_shard(ctx, ctx.metrics)))
 
     dead_letters = op.merge("dead_letters", others.trues, detector_errors.trues, feature_errors.trues)
-    write(op.merge("outputs", assessed, review_entries, ledger_out, dead_letters))
+    outputs = op.merge("outputs", assessed, review_entries, ledger_out, dead_letters)
+    max_bytes = ctx.config.output.max_record_bytes
+    write(op.map("cap_record_size", outputs, lambda record: capped(record, max_bytes)))
     return flow

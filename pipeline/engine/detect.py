@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import msgspec
 
@@ -253,6 +253,35 @@ class DetectShard(PlainShard):
         return sum(len(s) for s in self.state.detector_states.values())
 
 
+BatchId = tuple[str, int]  # (input reader, the batch's number from 1)
+
+
+class FeatureBatch(NamedTuple):
+    """One feature shard's events of one input batch."""
+
+    key: str
+    value: tuple[BatchId, list[Event]]  # (batch, events): Bytewax keys a step's items by (key, value) pairs
+
+
+class ShardUpdates(NamedTuple):
+    """What one `FeatureBatch` made: its feature updates (perhaps none), so the models step knows it is in."""
+
+    batch: BatchId
+    updates: list[FeatureUpdate]
+
+
+class FeatureManifest(NamedTuple):
+    """Input batch `batch` sent events to `shards` feature shards; `progress`: the stream's progress after it.
+
+    The models step scores the updates of a batch once every shard has answered for it and for every batch
+    before it (`ModelsShard`), so their order never depends on which worker answered first.
+    """
+
+    batch: BatchId
+    shards: int
+    progress: int
+
+
 @dataclass(slots=True)
 class FeatureState:
     """Everything a feature shard keeps; pickled into recovery snapshots."""
@@ -324,3 +353,24 @@ class FeatureShard(PlainShard):
 
     def keys_held(self) -> int:
         return len(self.state.actors)
+
+
+class NumberedFeatureShard(FeatureShard):
+    """The feature step as the dataflow runs it: the updates of each input batch in one `ShardUpdates`.
+
+    >>> from detectors.models.config import shipped_models_config
+    >>> from pipeline.contract.events import AccountLogin
+    >>> shard = NumberedFeatureShard(ActorFeatures(shipped_models_config().features), Metrics(),
+    ...                              allowed_lateness_ms=300_000, dedupe_horizon_ms=7_200_000)
+    >>> login = AccountLogin(event_id="e1", ts=0, actor="seller:S1", device_id="d1", ip="1.2.3.4", country="US")
+    >>> [(done.batch, len(done.updates)) for done in shard.on_batch([(("r", 1), [login]), (("r", 2), [login])], 0.0)]
+    [(('r', 1), 1), (('r', 2), 0)]
+    """
+
+    def on_batch(self, batches: list[tuple[BatchId, list[Event]]], now: float) -> list[ShardUpdates | DeadLetter]:
+        out: list[ShardUpdates | DeadLetter] = []
+        for batch, events in batches:
+            made = super().on_batch([events], now)
+            out += [m for m in made if type(m) is DeadLetter]
+            out.append(ShardUpdates(batch, [m for m in made if type(m) is not DeadLetter]))
+        return out

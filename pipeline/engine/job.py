@@ -64,6 +64,7 @@ def summary(metrics: Metrics, out_dir: str, seconds: float) -> str:
     lines = [
         f"shopguard finished in {seconds:.1f} s ({read / max(seconds, 1e-9):,.0f} events/s)",
         f"  events read      {int(read):,}",
+        f"  blank lines      {int(metrics.total(metrics.blank_records)):,}",
         f"  duplicates       {int(metrics.total(metrics.duplicates)):,}",
         f"  late events      {int(metrics.total(metrics.late_events)):,}",
         f"  dead letters     {int(metrics.total(metrics.dead_letters)):,}"
@@ -118,7 +119,9 @@ def read_file(config: Config, metrics: Metrics) -> Callable[[Dataflow], Any]:
     from pipeline.engine.dataflow import read_from
     from pipeline.sources.files import FileSource
 
-    return read_from(FileSource(config.source.file.path, config.job.batch_size))
+    return read_from(FileSource(config.source.file.path, config.job.batch_size,
+                                max_line_bytes=config.input.max_line_bytes,
+                                excerpt_bytes=config.input.dead_letter_raw_bytes))
 
 
 def read_kafka(config: Config, metrics: Metrics) -> Callable[[Dataflow], Any]:
@@ -138,7 +141,7 @@ def build_job(config: Config, *, source: Reader, replay: bool, metrics: Metrics)
     if config.output.kind == "kafka":
         from sinks.kafka import write_kafka
 
-        write = write_kafka(config)
+        write = write_kafka(config, metrics)
     else:
         # The caller prepared the folder (prepare_outputs): a process must not truncate what another wrote.
         write = write_to(JsonlDirSink(config.output.dir, fresh=False))

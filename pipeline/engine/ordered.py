@@ -5,8 +5,10 @@ workers, so their arrival order is not deterministic; their event time is.
 Both steps hold what they receive (`EventTimeOrderedShard`) and apply it in
 event-time order: a replay at the end of its input, a running job
 `ledger_hold_seconds` of wall clock after arrival. The same input therefore
-gives the same actions, standings and assessed violations on any number of
-workers.
+gives the same actions, standings, assessed violations and review queue on
+any number of workers and across restarts. Feature updates, far more
+numerous, are scored in event-time order too, but a replay does not keep
+them to its end (see `ModelsShard`: bounded memory).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from detectors.models.online import ModelsState, OnlineModels
 from pipeline.contract.events import AppealDecided, AppealFiled, ReviewDecided, ViolationOverturned
 from pipeline.contract.records import AppealOutcome, Violation
 from pipeline.enforce.ledger import RANK, Ledger, LedgerState, Relayed
-from pipeline.engine.shards import EventClock, EventTimeOrder, EventTimeOrderedShard, Pending
+from pipeline.engine.detect import FeatureManifest, ShardUpdates
+from pipeline.engine.shards import NEVER, EventClock, EventTimeOrder, EventTimeOrderedShard, Pending
 from sinks.metrics import Metrics
 
 # `run` only: an appeal whose violation has not reached the ledger yet is
@@ -104,36 +107,88 @@ class LedgerShard(EventTimeOrderedShard):
 
 
 @dataclass(slots=True)
+class ReaderBatches:
+    """One input reader's batches on their way to the models step, and how far they are all in.
+
+    A batch is in once every feature shard it fed has answered (`ShardUpdates`
+    against the batch's `FeatureManifest`); `complete` hands over the updates
+    of the batches in, in batch order, as long as every batch before them is
+    in too, and moves `frontier`: the stream's progress after the last of
+    them, minus the horizon.
+    """
+
+    waiting: dict[int, list[FeatureUpdate]] = field(default_factory=dict)
+    answered: dict[int, int] = field(default_factory=dict)
+    manifests: dict[int, FeatureManifest] = field(default_factory=dict)
+    complete_through: int = 0
+    frontier: int = NEVER
+
+    def answer(self, batch: int, updates: list[FeatureUpdate]) -> None:
+        self.waiting.setdefault(batch, []).extend(updates)
+        self.answered[batch] = self.answered.get(batch, 0) + 1
+
+    def complete(self, horizon_ms: int) -> list[FeatureUpdate]:
+        done: list[FeatureUpdate] = []
+        while (manifest := self.manifests.get(self.complete_through + 1)) is not None \
+                and self.answered.get(self.complete_through + 1, 0) == manifest.shards:
+            batch = self.complete_through = self.complete_through + 1
+            del self.manifests[batch]
+            self.answered.pop(batch, None)
+            done += self.waiting.pop(batch, [])
+            if manifest.progress != NEVER:
+                self.frontier = max(self.frontier, manifest.progress - horizon_ms)
+        return done
+
+
+@dataclass(slots=True)
 class ModelsShardState:
     """Everything the models step keeps; pickled into recovery snapshots."""
 
     models: ModelsState
     order: EventTimeOrder = field(default_factory=EventTimeOrder)
+    updates: EventTimeOrder = field(default_factory=EventTimeOrder)  # feature updates free to be scored in order
+    readers: dict[str, ReaderBatches] = field(default_factory=dict)
+    frontier: int = NEVER  # feature updates older than this are scored
 
 
 class ModelsShard(EventTimeOrderedShard):
     """The online models as one step (one key: the models are global).
 
-    Feature updates are scored as they arrive; violations are watched as they
-    arrive (drift, rule agreement) and assessed, like appeal decisions are
-    learned, in event-time order. After each batch the models' observations
-    go to the metrics.
+    Feature updates are scored in event-time order (the anomaly model learns
+    from each, so the order is the review queue's), at points that depend
+    only on the input, never on which worker answers first or how fast: an
+    input batch's updates are free to be scored once the batch and every
+    batch before it are in (`ReaderBatches`), and free updates older than
+    the stream's progress minus `horizon_ms` are scored, in event-time
+    order; the rest at the end. The queue is therefore the same on any
+    number of workers or processes, and after a restart. Memory stays
+    bounded: only about a horizon of updates waits.
+
+    Violations are watched as they arrive (drift, rule agreement) and
+    assessed, like appeal decisions are learned, in event-time order (held
+    for `hold_seconds`, see `EventTimeOrderedShard`). After each batch the
+    models' observations go to the metrics.
     """
 
-    def __init__(self, models: OnlineModels, metrics: Metrics, *, hold_seconds: float | None,
+    def __init__(self, models: OnlineModels, metrics: Metrics, *, hold_seconds: float | None, horizon_ms: int = 0,
                  resume: ModelsShardState | None = None) -> None:
         self.state = resume or ModelsShardState(models.state)
+        # Resumed: the snapshot is a consistent cut (every batch before it is in), and the readers number
+        # their batches afresh.
+        self.state.readers.clear()
         super().__init__(hold_seconds, self.state.order)
         self.models = models
         self.metrics = metrics
+        self.horizon_ms = horizon_ms
 
     def receive(self, items: list[Any], now: float) -> list[Any]:
-        out: list[Any] = []
-        models, hold = self.models, self.order.hold
+        models, hold, state = self.models, self.order.hold, self.state
         for item in items:
             kind = type(item)
-            if kind is FeatureUpdate:
-                out += models.score(item)
+            if kind is ShardUpdates:
+                self._reader(item.batch[0]).answer(item.batch[1], item.updates)
+            elif kind is FeatureManifest:
+                self._reader(item.batch[0]).manifests[item.batch[1]] = item
             elif kind is Violation:
                 models.watch(item)
                 hold(item.detected_at, 0, item.violation_id, item, now)
@@ -141,22 +196,50 @@ class ModelsShard(EventTimeOrderedShard):
                 hold(item.ts, 1, item.event_id, item, now)
             elif kind is AppealOutcome:
                 hold(item.decided_at, 1, item.appeal_id, item, now)
-        return out
+        for reader in state.readers.values():
+            self._free(reader.complete(self.horizon_ms))
+        if state.readers:
+            state.frontier = max(state.frontier, min(r.frontier for r in state.readers.values()))
+        return []
+
+    def _reader(self, name: str) -> ReaderBatches:
+        reader = self.state.readers.get(name)
+        if reader is None:
+            reader = self.state.readers[name] = ReaderBatches()
+        return reader
+
+    def _free(self, updates: list[FeatureUpdate]) -> None:
+        hold = self.state.updates.hold
+        for update in updates:  # same ts, same actor: one feature shard's order is kept (a stable sort)
+            hold(update.ts, 0, update.actor, update, 0.0)
 
     def apply(self, pending: Pending, final: bool) -> list[Any]:
-        if type(pending.item) is Violation:
+        kind = type(pending.item)
+        if kind is FeatureUpdate:
+            return self.models.score(pending.item)
+        if kind is Violation:
             return self.models.assess(pending.item)
         self.models.learn(pending.item)
         return []
 
+    def score_updates(self, final: bool = False) -> list[Any]:
+        """Score the feature updates whose turn has come (all of them at the end of the input)."""
+        state = self.state
+        if final:
+            for reader in state.readers.values():  # at the end every batch is in
+                self._free([u for batch in sorted(reader.waiting) for u in reader.waiting.pop(batch)])
+        ready = state.updates.take(None) if final else state.updates.take_older(state.frontier)
+        return [record for pending in ready for record in self.apply(pending, final)]
+
     def on_batch(self, items: list[Any], now: float) -> list[Any]:
-        return self._published(super().on_batch(items, now))
+        out = super().on_batch(items, now)
+        return self._published(self.score_updates() + out)
 
     def on_notify(self, now: float) -> list[Any]:
         return self._published(super().on_notify(now))
 
     def on_eof(self) -> list[Any]:
-        return self._published(super().on_eof())
+        return self._published(self.score_updates(final=True) + super().on_eof())
 
     def _published(self, out: list[Any]) -> list[Any]:
         self.models.publish(self.metrics)

@@ -7,7 +7,10 @@ shards share lives here, once:
 - `EventClock`: a shard's event time. It drops redeliveries (event ids
   remembered for a horizon of event time), says which events are too late
   (older than the watermark minus the allowed lateness), and says when it is
-  time to sweep idle state.
+  time to sweep idle state. Its watermark is the `EVENT_TIME_QUORUM`-th
+  newest event time it has seen (`QuorumTime`), never the newest alone: one
+  future-dated event (an attacker's) cannot make every later event of the
+  shard "late", nor sweep away the shard's dedupe ids and state.
 - `EntityStates`: per-entity state (a seller, a LIVE, a category...) kept in
   activity order, so idle entities are evicted from the front in O(1);
   `ExpiringStates` for state that carries its own expiry.
@@ -22,6 +25,7 @@ shards share lives here, once:
 
 from __future__ import annotations
 
+import heapq
 import pickle
 import time
 from collections import OrderedDict
@@ -37,16 +41,52 @@ NEVER = -(2**62)  # event time before any event
 
 NEW, DUPLICATE, LATE = 0, 1, 2
 
+# Event time moves only as far as this many events agree: a watermark (and the
+# decode step's view of the stream's progress) is the 4th newest time seen.
+EVENT_TIME_QUORUM = 4
+
+
+@dataclass(slots=True)
+class QuorumTime:
+    """The `k`-th newest timestamp seen so far (NEVER until `k` are seen): fewer than `k` events cannot move it.
+
+    >>> time = QuorumTime(k=2)
+    >>> [time.observe(ts) for ts in (10, 5, 10**15, 20, 30)]
+    [-4611686018427387904, 5, 10, 20, 30]
+    """
+
+    k: int = EVENT_TIME_QUORUM
+    newest: list[int] = field(default_factory=list)  # a min-heap of the k newest timestamps
+
+    def observe(self, ts: int) -> int:
+        """Take one timestamp into account; returns the k-th newest."""
+        newest = self.newest
+        if len(newest) < self.k:
+            heapq.heappush(newest, ts)
+            return self.value
+        if ts > newest[0]:
+            heapq.heapreplace(newest, ts)
+        return newest[0]
+
+    @property
+    def value(self) -> int:
+        """The k-th newest timestamp seen (NEVER before `k` are seen)."""
+        return self.newest[0] if len(self.newest) == self.k else NEVER
+
 
 @dataclass(slots=True)
 class EventClock:
     """One shard's event time: dedupe, watermark, lateness, and when to sweep.
 
-    >>> clock = EventClock(dedupe_horizon_ms=1_000, allowed_lateness_ms=100)
-    >>> [clock.admit(i, ts) for i, ts in [("a", 0), ("a", 10), ("b", 500), ("c", 350)]]
-    [0, 1, 0, 2]
+    The watermark is the `quorum`-th newest event time seen (`QuorumTime`):
+
+    >>> clock = EventClock(dedupe_horizon_ms=1_000, allowed_lateness_ms=100, quorum=2)
+    >>> [clock.admit(i, ts) for i, ts in [("a", 0), ("a", 10), ("b", 500), ("c", 550), ("d", 350)]]
+    [0, 1, 0, 0, 2]
     >>> clock.watermark, clock.sweep_due(), clock.sweep(), clock.sweep_due()
     (500, True, 500, False)
+    >>> clock.admit("future", 10**15), clock.watermark  # one event alone does not move it
+    (0, 550)
     """
 
     dedupe_horizon_ms: int
@@ -57,6 +97,12 @@ class EventClock:
     seen: OrderedDict[str, int] = field(default_factory=OrderedDict)
     watermark: int = NEVER
     swept_at: int = NEVER
+    quorum: int = EVENT_TIME_QUORUM
+    newest: QuorumTime | None = None
+
+    def __post_init__(self) -> None:
+        if self.newest is None:
+            self.newest = QuorumTime(self.quorum)
 
     def admit(self, event_id: str, ts: int) -> int:
         """NEW, DUPLICATE (the id was seen within the horizon) or LATE (behind the lateness cut)."""
@@ -75,7 +121,7 @@ class EventClock:
     def advance(self, ts: int) -> bool:
         """Move the watermark with an event at `ts`; True if that event is too late to use."""
         if ts > self.watermark:
-            self.watermark = ts
+            self.watermark = self.newest.observe(ts)
             return False
         return ts < self.watermark - self.allowed_lateness_ms
 
@@ -179,6 +225,10 @@ class EventTimeOrder:
     def hold(self, ts: int, rank: int, order: str, item: Any, arrived: float) -> None:
         self.pending.append(Pending(ts, rank, order, item, arrived, arrived))
 
+    def rearm(self, now: float) -> None:
+        """Hold everything again from `now` (after a restart: the input read again comes in meanwhile)."""
+        self.pending = [p._replace(due=now) for p in self.pending]
+
     def retry(self, p: Pending, due: float) -> None:
         """Hold an item again (it could not be applied yet), keeping when it first arrived."""
         self.pending.append(p._replace(due=due))
@@ -191,6 +241,20 @@ class EventTimeOrder:
             ready = [p for p in self.pending if p.due < arrived_before]
             self.pending = [p for p in self.pending if p.due >= arrived_before]
         ready.sort(key=lambda p: (p.ts, p.rank, p.order))
+        return ready
+
+    def take_older(self, than_ts: int) -> list[Pending]:
+        """Items of event time before `than_ts`, in event-time order.
+
+        >>> order = EventTimeOrder()
+        >>> for ts in (30, 10, 20): order.hold(ts, 0, "a", ts, arrived=0.0)
+        >>> [p.item for p in order.take_older(25)], len(order)
+        ([10, 20], 1)
+        """
+        ready = [p for p in self.pending if p.ts < than_ts]
+        if ready:
+            self.pending = [p for p in self.pending if p.ts >= than_ts]
+            ready.sort(key=lambda p: (p.ts, p.rank, p.order))
         return ready
 
     def oldest(self) -> float | None:
@@ -252,12 +316,20 @@ class EventTimeOrderedShard:
     `hold_seconds` None (a replay: bounded input) applies everything at the end
     of the input; otherwise items are applied once they have waited that long
     (wall clock). Subclasses `receive` items (holding them in `self.order`, or
-    answering at once) and `apply` each one when its turn comes.
+    answering at once) and `apply` each one when its turn comes. After a
+    restart, what the snapshot held waits a full hold again (`orders`): the
+    input after the snapshot, read again, arrives meanwhile and is ordered
+    with it, as it was before the crash.
     """
 
     def __init__(self, hold_seconds: float | None, order: EventTimeOrder) -> None:
         self.hold_seconds = hold_seconds
         self.order = order
+        self._rearmed = False  # the first call holds a snapshot's items again (there are none on a fresh start)
+
+    def orders(self) -> list[EventTimeOrder]:
+        """Every order this shard holds items in."""
+        return [self.order]
 
     def receive(self, items: list[Any], now: float) -> list[Any]:
         raise NotImplementedError
@@ -265,13 +337,21 @@ class EventTimeOrderedShard:
     def apply(self, pending: Pending, final: bool) -> list[Any]:
         raise NotImplementedError
 
+    def _rearm_after_restart(self, now: float) -> None:
+        if not self._rearmed:
+            self._rearmed = True
+            for order in self.orders():
+                order.rearm(now)
+
     def on_batch(self, items: list[Any], now: float) -> list[Any]:
+        self._rearm_after_restart(now)
         out = self.receive(items, now)
         if self.hold_seconds is not None:
             out += self.release(now - self.hold_seconds)
         return out
 
     def on_notify(self, now: float) -> list[Any]:
+        self._rearm_after_restart(now)
         return self.release(now - self.hold_seconds) if self.hold_seconds is not None else []
 
     def on_eof(self) -> list[Any]:

@@ -1,16 +1,14 @@
-"""order_brushing: rings of new buyer accounts sharing devices, cards or addresses, and of aged accounts sharing devices or cards."""
+"""order_brushing: rings of new buyer accounts sharing devices, cards or addresses; of aged ones sharing devices or cards."""
 
 from __future__ import annotations
 
-import json
 import pickle
 import random
 
 import pytest
 
 from pipeline.contract.events import OrderPlaced, OrderRefunded
-from tests.conftest import replay
-from tests.detector_helpers import feed, shipped
+from tests.detector_helpers import feed, shipped, through_the_flow
 
 T0 = 1_793_491_200_000
 MINUTE = 60_000
@@ -77,8 +75,8 @@ def test_a_ring_of_new_accounts_is_found_at_the_sixth_order_with_its_evidence():
 
 def aged_ring(start_minute, n_orders, *, seller="S1", accounts=6, devices=2, every=1.5, listing="L9"):
     """Bought aged accounts (months to years old) on a couple of phones and one card, each its own address."""
-    return [order(start_minute + k * every, f"{seller}-aged{k % accounts}", seller=seller, age=200 + 90 * (k % accounts),
-                  device=f"dev-aged-{k % accounts % devices}", payment="pay-aged",
+    return [order(start_minute + k * every, f"{seller}-aged{k % accounts}", seller=seller,
+                  age=200 + 90 * (k % accounts), device=f"dev-aged-{k % accounts % devices}", payment="pay-aged",
                   address=f"addr-aged-{k % accounts}", listing=listing, amount=1.99)
             for k in range(n_orders)]
 
@@ -265,23 +263,15 @@ def test_state_survives_pickling_mid_ring(make_ring):
 
 def test_brushing_runs_through_the_real_flow(tmp_path):
     events = ordinary_flow(hours=2, seller="S7") + ring(130, 8, seller="S7")
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(_wire(e)) + "\n" for e in events))
-    _, out = replay(path, tmp_path / "out")
+    out = through_the_flow(events, tmp_path)
     brushing = [v for v in out["violations.jsonl"] if v["violation_type"] == "order_brushing"]
     assert [(v["actor"], v["points"], v["policy_id"]) for v in brushing] == [("seller:S7", 12, "SG-ORD-001")]
 
 
 def test_an_aged_ring_runs_through_the_real_flow(tmp_path):
     events = ordinary_flow(hours=2, seller="S8") + aged_ring(130, 10, seller="S8")
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(_wire(e)) + "\n" for e in events))
-    _, out = replay(path, tmp_path / "out")
+    out = through_the_flow(events, tmp_path)
     brushing = [v for v in out["violations.jsonl"] if v["violation_type"] == "order_brushing"]
     assert [(v["actor"], v["points"], v["evidence"]["linked_through"]) for v in brushing] == [
         ("seller:S8", 12, ["device", "payment"])]
 
-
-def _wire(event) -> dict:
-    data = {f: getattr(event, f) for f in event.__struct_fields__}
-    return {"type": event.type, **data}

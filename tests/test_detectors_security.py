@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 
 from detectors.security import IdentifierFanOut, IdentifierNote, LinkedAccounts
 from pipeline.contract.events import AccountLogin, PayoutChanged
 from pipeline.enforce.policy import load_policy, violation_from
-from tests.conftest import replay
-from tests.detector_helpers import feed, shipped
+from tests.detector_helpers import feed, shipped, through_the_flow
 
 T0 = 1_793_491_200_000
 MINUTE = 60_000
@@ -193,9 +191,7 @@ def test_takeover_state_survives_pickling():
 
 def test_takeover_runs_through_the_real_flow_with_a_payout_hold(tmp_path):
     events = at_home() + [login(400, device="d-x", country="NG"), payout(425)]
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(_wire(e)) + "\n" for e in events))
-    _, out = replay(path, tmp_path / "out")
+    out = through_the_flow(events, tmp_path)
     takeovers = [v for v in out["violations.jsonl"] if v["violation_type"] == "account_takeover"]
     assert [(v["actor"], v["points"]) for v in takeovers] == [("seller:S1", 0)]
     holds = [a for a in out.get("actions.jsonl", []) if a["action"] == "payout_hold"]
@@ -204,17 +200,12 @@ def test_takeover_runs_through_the_real_flow_with_a_payout_hold(tmp_path):
 
 def test_a_proxy_in_the_owners_country_runs_through_the_real_flow(tmp_path):
     events = at_home() + [login(400, device="d-x", ip="98.7.6.5"), payout(430)]
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(_wire(e)) + "\n" for e in events))
-    _, out = replay(path, tmp_path / "out")
+    out = through_the_flow(events, tmp_path)
     takeovers = [v for v in out["violations.jsonl"] if v["violation_type"] == "account_takeover"]
     assert [(v["actor"], v["points"], v["evidence"]["login_network_new"]) for v in takeovers] == [
         ("seller:S1", 0, True)]
     assert [a["action"] for a in out.get("actions.jsonl", []) if a["actor"] == "seller:S1"] == ["payout_hold"]
 
-
-def _wire(event) -> dict:
-    return {"type": event.type, **{f: getattr(event, f) for f in event.__struct_fields__}}
 
 
 # ---- linked_accounts --------------------------------------------------------------------

@@ -140,6 +140,18 @@ def clamp01(x: float) -> float:
     return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
 
+def network_of(ip: str) -> str:
+    """The network part of an address (IPv4 /16, IPv6 /32): a new phone at home keeps it, a stranger does not.
+
+    Coarser than the address: a home or mobile connection is re-addressed
+    within its provider's block, a proxy elsewhere is not.
+
+    >>> network_of("24.1.2.3"), network_of("2001:db8:1:2::7")
+    ('24.1', '2001:db8')
+    """
+    return ".".join(ip.split(".", 2)[:2]) if "." in ip else ":".join(ip.split(":", 2)[:2])
+
+
 # ---- recency-ordered dicts: key -> last-seen ts, least recent first -------------------
 # Used for bounded memories (known devices, recent commenters, seen ids). Give
 # them an OrderedDict when they are large or churn: emptying a plain dict from

@@ -6,16 +6,22 @@ Real buyers do not share those with strangers; at most a household shares an
 address, a laptop or a card, which makes a pair or three, not a ring of new
 accounts ordering from the same shop within hours.
 
+Brushers also buy aged accounts, so a ring of accounts of any age counts
+too, when more accounts than a household are tied by devices and cards
+alone: an address is no tie between old accounts (a building's mailroom, an
+office, a parcel locker receives strangers' parcels), a phone or a card
+shared by more accounts than a household is.
+
 The seller's own order flow is the baseline: an hourly, bias-corrected
 exponential average of its order rate, its share of new-account buyers and
-its rate of "linked" new-account orders (ones that shared an identifier with
-another buyer when they arrived). A ring must stand out from that rate, so a
-shop whose buyers routinely share identifiers (a campus, a family business)
-needs a bigger ring than a shop where it never happens. Orders of a ring
-already flagged are kept out of the baseline (score first, then learn, and
-never learn from what was flagged). A genuine flash sale (many orders from
-old accounts with their own devices and cards) has no ring and stays clean
-however much it lifts the rate.
+its rate of "linked" orders (ones that shared an identifier with another
+buyer's when they arrived, whatever the accounts' ages). A ring must stand
+out from that rate, so a shop whose buyers routinely share identifiers (a
+campus, a family business) needs a bigger ring than a shop where it never
+happens. Orders of a ring already flagged are kept out of the baseline
+(score first, then learn, and never learn from what was flagged). A genuine
+flash sale (many orders from old accounts with their own devices and cards)
+has no ring and stays clean however much it lifts the rate.
 """
 
 from __future__ import annotations
@@ -50,9 +56,12 @@ class OrderBrushingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
         Orders a ring needs.
     min_new_account_share
         Share of the ring's buyers that must be new accounts.
+    min_buyers_any_age
+        Distinct buyer accounts a ring needs when its buyers are not mostly
+        new, counted through shared devices and cards only.
     linked_burst_ratio
-        A ring must hold at least this many times the linked new-account
-        orders the seller normally sees in one window.
+        A ring must hold at least this many times the linked orders the
+        seller normally sees in one window.
     baseline_half_life_hours
         Half-life of the seller's learned hourly rates.
     max_window_orders
@@ -68,6 +77,7 @@ class OrderBrushingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
     min_buyers: int
     min_orders: int
     min_new_account_share: float
+    min_buyers_any_age: int
     linked_burst_ratio: float
     baseline_half_life_hours: float
     max_window_orders: int
@@ -153,6 +163,13 @@ class _Ring:
     buyers: set[str]
     new_buyers: set[str]
     shared: dict[str, tuple[int, int]]  # identifier -> (orders, distinct buyers), shared ones only
+    ties: tuple[str, ...]  # the identifier kinds it was linked through
+
+
+# What ties buyer accounts into a ring: any shared identifier between new
+# accounts; between accounts of any age, only what one person holds.
+ANY_TIE = ("device", "payment", "address")
+PERSONAL_TIE = ("device", "payment")
 
 
 @register
@@ -162,21 +179,27 @@ class OrderBrushing:
     Examples
     --------
     >>> cfg = OrderBrushingConfig(window_seconds=10800, new_account_days=30, min_buyers=4, min_orders=4,
-    ...     min_new_account_share=0.75, linked_burst_ratio=3.0, baseline_half_life_hours=6,
-    ...     max_window_orders=5000, max_ring_orders=500, cooldown_seconds=86400)
-    >>> det = OrderBrushing(cfg)
-    >>> def order(i, buyer, device, age=2):
-    ...     return OrderPlaced(event_id=f"e{i}", ts=i * 60_000, order_id=f"O{i}", seller_id="S1",
+    ...     min_new_account_share=0.75, min_buyers_any_age=5, linked_burst_ratio=3.0,
+    ...     baseline_half_life_hours=6, max_window_orders=5000, max_ring_orders=500, cooldown_seconds=86400)
+    >>> def order(i, seller, buyer, device, age):
+    ...     return OrderPlaced(event_id=f"e{i}", ts=i * 60_000, order_id=f"O{i}", seller_id=seller,
     ...         buyer_id=buyer, listing_id="L1", amount=3.0, currency="USD", creator_id=None, live_id=None,
     ...         buyer_account_age_days=age, device_id=device, shipping_address_hash=f"a{i}",
     ...         payment_hash=f"p{i}")
-    >>> state, found = None, []
-    >>> for i, (buyer, device) in enumerate([("B1", "d1"), ("B2", "d1"), ("B3", "d2"), ("B4", "d1"),
-    ...                                      ("B5", "d1")]):
-    ...     state, signals = det.on_event(state, order(i, buyer, device))
-    ...     found += signals
-    >>> [(s.actor, s.detected_at, s.evidence["buyers"], s.evidence["orders"]) for s in found]
-    [('seller:S1', 240000, 4, 4)]
+    >>> def run(seller, age, devices):
+    ...     det, state, found = OrderBrushing(cfg), None, []
+    ...     for i, device in enumerate(devices):
+    ...         state, signals = det.on_event(state, order(i, seller, f"B{i}", device, age))
+    ...         found += signals
+    ...     return [(s.actor, s.detected_at // 60_000, s.evidence["buyers"], s.evidence["linked_through"])
+    ...             for s in found]
+
+    New accounts: four on shared phones are a ring; old accounts need five.
+
+    >>> run("S1", 2, ["d1", "d1", "d2", "d1", "d1"])
+    [('seller:S1', 4, 4, ['device', 'payment', 'address'])]
+    >>> run("S2", 400, ["d1", "d1", "d2", "d1", "d1", "d1"])
+    [('seller:S2', 5, 5, ['device', 'payment'])]
     """
 
     name: ClassVar[str] = "order_brushing_v1"
@@ -216,7 +239,7 @@ class OrderBrushing:
         if event.ts < state.newest - self._window_ms:
             return []  # older than the window: nothing to link it to
         order = self._admit(state, event)
-        linked = order.new_account and self._shares_with_another_buyer(state, order)
+        linked = self._shares_with_another_buyer(state, order)
         signals = self._judge(state, order) if linked else []
         self._learn(state, order, linked)
         return signals
@@ -267,15 +290,15 @@ class OrderBrushing:
 
     # -- rings ----------------------------------------------------------------
 
-    def _ring(self, state: SellerOrders, start: _Order) -> _Ring:
-        """Orders in the window connected to `start` through shared identifiers."""
+    def _ring(self, state: SellerOrders, start: _Order, ties: tuple[str, ...]) -> _Ring:
+        """Orders in the window connected to `start` through shared identifiers of the kinds `ties`."""
         horizon = state.newest - self._window_ms
         seen = {start.order_id: start}
         queue, visited_ids = [start], set()
         while queue and len(seen) < self.config.max_ring_orders:
             order = queue.pop()
             for identifier in order.identifiers:
-                if identifier in visited_ids:
+                if identifier in visited_ids or identifier.split(":", 1)[0] not in ties:
                     continue
                 visited_ids.add(identifier)
                 for oid in state.by_identifier.get(identifier, ()):
@@ -291,21 +314,22 @@ class OrderBrushing:
                 users.setdefault(identifier, set()).add(o.buyer_id)
                 uses[identifier] += 1
         shared = {i: (uses[i], len(b)) for i, b in users.items() if len(b) > 1}
-        return _Ring(orders, {o.buyer_id for o in orders}, {o.buyer_id for o in orders if o.new_account}, shared)
+        return _Ring(orders, {o.buyer_id for o in orders}, {o.buyer_id for o in orders if o.new_account}, shared,
+                     ties)
 
     def _judge(self, state: SellerOrders, order: _Order) -> list[Signal]:
         cfg = self.config
         last = state.cooldown.last.get("ring")
         if last is not None and order.ts - last < self._cooldown_ms:
             return []  # already reported: spare the ring search on every order of a long campaign
-        ring = self._ring(state, order)
+        ring = self._ring(state, order, ANY_TIE)
+        if len(ring.buyers) < cfg.min_buyers or len(ring.new_buyers) < cfg.min_new_account_share * len(ring.buyers):
+            # Not a ring of new accounts: accounts of any age, tied by devices and cards alone?
+            ring = self._ring(state, order, PERSONAL_TIE)
+            if len(ring.buyers) < cfg.min_buyers_any_age:
+                return []
         expected_linked = state.linked_rate.per_hour() * self._window_ms / HOUR_MS
-        if (
-            len(ring.buyers) < cfg.min_buyers
-            or len(ring.orders) < cfg.min_orders
-            or len(ring.new_buyers) < cfg.min_new_account_share * len(ring.buyers)
-            or len(ring.orders) < cfg.linked_burst_ratio * expected_linked
-        ):
+        if len(ring.orders) < cfg.min_orders or len(ring.orders) < cfg.linked_burst_ratio * expected_linked:
             return []
         if not state.cooldown.ready("ring", order.ts):
             return []
@@ -344,7 +368,7 @@ class OrderBrushing:
         small = typical is not None and median(amounts) < typical
         # Stronger with more accounts, concentration on one or two listings, small amounts and refunds.
         confidence = clamp01(
-            0.6 + 0.04 * (len(ring.buyers) - cfg.min_buyers) + 0.1 * (new_share - cfg.min_new_account_share)
+            0.6 + 0.04 * (len(ring.buyers) - cfg.min_buyers) + 0.1 * max(0.0, new_share - cfg.min_new_account_share)
             + (0.1 if top_two >= 0.8 else 0.0) + (0.05 if small else 0.0) + min(0.1, 0.05 * refunds))
         return Signal(
             actor=state.actor,
@@ -361,6 +385,7 @@ class OrderBrushing:
                 "buyers": len(ring.buyers),
                 "new_account_buyers": len(ring.new_buyers),
                 "new_account_share": round(new_share, 2),
+                "linked_through": list(ring.ties),
                 "shared_identifiers": [
                     {"kind": i.split(":", 1)[0], "hash": i.split(":", 1)[1], "orders": n, "buyers": b}
                     for i, (n, b) in shared[:10]
@@ -380,23 +405,34 @@ class OrderBrushing:
                     sum(o.new_account for o in window_orders) / len(window_orders), 2),
                 "thresholds": {"min_buyers": cfg.min_buyers, "min_orders": cfg.min_orders,
                                "min_new_account_share": cfg.min_new_account_share,
+                               "min_buyers_any_age": cfg.min_buyers_any_age,
                                "new_account_days": cfg.new_account_days,
                                "linked_burst_ratio": cfg.linked_burst_ratio,
                                "window_seconds": cfg.window_seconds},
             },
             explanation=(
                 f"{len(orders)} orders in {_duration(order.ts - orders[0].ts)} came from {_accounts(ring)} "
-                f"that share the same device, payment or shipping details, which is how fake orders placed "
+                f"that share the same {_details(ring.ties)}, which is how fake orders placed "
                 f"to boost a shop's sales look."
             ),
         )
 
 
 def _accounts(ring: _Ring) -> str:
-    """'5 new buyer accounts' or '6 buyer accounts, 5 of them new'."""
+    """'5 new buyer accounts', '6 buyer accounts, 5 of them new' or '6 buyer accounts, none of them new'."""
     if len(ring.new_buyers) == len(ring.buyers):
         return f"{len(ring.buyers)} new buyer accounts"
-    return f"{len(ring.buyers)} buyer accounts, {len(ring.new_buyers)} of them new"
+    return f"{len(ring.buyers)} buyer accounts, {len(ring.new_buyers) or 'none'} of them new"
+
+
+def _details(ties: tuple[str, ...]) -> str:
+    """What the ring's accounts share, in words: 'device or payment details'.
+
+    >>> _details(ANY_TIE)
+    'device, payment or shipping details'
+    """
+    words = ["shipping" if kind == "address" else kind for kind in ties]
+    return (", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else words[0]) + " details"
 
 
 def _duration(ms: int) -> str:

@@ -1,13 +1,15 @@
 """Account security: a stolen account, and a banned person's new account.
 
 `AccountTakeover` (keyed by actor) protects the *victim*: a sign-in from a
-device and a country that the account has never used, followed shortly by a
-change of where payouts go, is how a stolen account is cashed out. The
+device the account has never used, from a place it has never used (a new
+country, or a new network in its own country), followed shortly by a change of
+where payouts go, is how a stolen account is cashed out. An attacker can hide
+the country behind a proxy in the victim's own country, not the network. The
 violation carries no points; the policy puts a protective payout hold on the
 account until its owner confirms the change. An actor's first sign-ins only
-teach the detector which devices and countries are theirs. A traveller who
-signs in abroad and changes nothing, or a payout change long after any
-unfamiliar sign-in, stays clean.
+teach the detector which devices, networks and countries are theirs. A new
+phone at home (a known network), a traveller who signs in abroad and changes
+nothing, or a payout change long after any unfamiliar sign-in, stays clean.
 
 Ban evasion (`linked_accounts`) needs to know who is suspended, and that is
 decided by the ledger, downstream of the detect steps. So it is not a
@@ -31,7 +33,7 @@ from typing import ClassVar
 import msgspec
 
 from detectors.registry import register
-from detectors.base import CoolDown, Signal, clamp01, forget_before, remember_recent
+from detectors.base import CoolDown, Signal, clamp01, forget_before, network_of, remember_recent
 from pipeline.contract.events import AccountLogin, PayoutChanged
 
 
@@ -46,9 +48,10 @@ class AccountTakeoverConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=T
     payout_window_seconds
         A payout change at most this long after an unfamiliar sign-in is a takeover.
     max_known_devices, max_known_countries
-        Devices and countries remembered per actor (least recently used go first).
+        Devices (and networks) and countries remembered per actor (least
+        recently used go first).
     known_device_days
-        A device, IP or country unused this long is forgotten (event time);
+        A device, network or country unused this long is forgotten (event time);
         also this detector's `idle_eviction_ms`: an actor's state should
         outlive the job-wide idle eviction, owners sign in days apart.
     cooldown_seconds
@@ -69,7 +72,9 @@ class _Login:
     device_id: str
     country: str
     ip: str
-    new_ip: bool
+    network: str
+    new_country: bool
+    new_network: bool
 
 
 @dataclass(slots=True)
@@ -80,8 +85,8 @@ class ActorAccess:
     logins: int = 0
     devices: dict[str, int] = field(default_factory=dict)  # device -> last sign-in ts, least recent first
     countries: dict[str, int] = field(default_factory=dict)
-    ips: dict[str, int] = field(default_factory=dict)
-    unfamiliar: list[_Login] = field(default_factory=list)  # recent sign-ins from a new device and country
+    networks: dict[str, int] = field(default_factory=dict)  # `network_of(ip)` -> last sign-in ts
+    unfamiliar: list[_Login] = field(default_factory=list)  # recent sign-ins from a new device and place
     payouts: list[tuple[int, str]] = field(default_factory=list)  # recent (ts, payout hash), for late sign-ins
     cooldown: CoolDown = field(default_factory=lambda: CoolDown(0))
 
@@ -91,23 +96,26 @@ _RECENT = 4  # unfamiliar sign-ins and payout changes kept per actor
 
 @register
 class AccountTakeover:
-    """A sign-in from an unknown device and country, then a payout change.
+    """A sign-in from an unknown device and an unknown country or network, then a payout change.
 
     Examples
     --------
     >>> det = AccountTakeover(AccountTakeoverConfig(warmup_logins=1, payout_window_seconds=3600,
     ...     max_known_devices=20, max_known_countries=10, known_device_days=90, cooldown_seconds=86400))
-    >>> def login(i, minute, device, country):
-    ...     return AccountLogin(event_id=f"l{i}", ts=minute * 60_000, actor="seller:S1", device_id=device,
-    ...                         ip=f"10.0.0.{i}", country=country)
-    >>> events = [login(1, 0, "home-phone", "US"), login(2, 90, "d-x", "RU"),
-    ...     PayoutChanged(event_id="p1", ts=100 * 60_000, actor="seller:S1", payout_hash="po-new")]
+    >>> def login(minute, device, ip, country="US"):
+    ...     return AccountLogin(event_id=f"l{minute}", ts=minute * 60_000, actor="seller:S1", device_id=device,
+    ...                         ip=ip, country=country)
+    >>> def payout(minute):
+    ...     return PayoutChanged(event_id=f"p{minute}", ts=minute * 60_000, actor="seller:S1", payout_hash="po-x")
+    >>> events = [login(0, "home-phone", "24.1.0.7"),
+    ...     login(60, "new-phone", "24.1.0.9"), payout(70),  # a new phone at home: the owner
+    ...     login(200, "d-x", "98.7.6.5"), payout(210)]      # a stranger's device and network, same country
     >>> state, found = None, []
     >>> for e in events:
     ...     state, signals = det.on_event(state, e)
     ...     found += signals
-    >>> [(s.actor, s.detected_at, s.evidence["login_country"], s.evidence["minutes_after_login"]) for s in found]
-    [('seller:S1', 6000000, 'RU', 10.0)]
+    >>> [(s.detected_at // 60_000, s.evidence["login_network"], s.evidence["login_country_new"]) for s in found]
+    [(210, '98.7', False)]
     """
 
     name: ClassVar[str] = "account_takeover_v1"
@@ -136,20 +144,24 @@ class AccountTakeover:
 
     def _on_login(self, state: ActorAccess, event: AccountLogin) -> list[Signal]:
         horizon = event.ts - self.idle_eviction_ms
-        for seen in (state.devices, state.countries, state.ips):
+        for seen in (state.devices, state.countries, state.networks):
             forget_before(seen, horizon)
         if not state.devices:
             state.logins = 0  # back after everything was forgotten: learn the actor again
+        network = network_of(event.ip)
+        _forget_vouched_for(state, event.device_id, network)
+        login = _Login(event.ts, event.device_id, event.country, event.ip, network,
+                       new_country=event.country not in state.countries, new_network=network not in state.networks)
+        # A new device alone is a new phone; a new place alone is the own phone on the road.
         unfamiliar = (
             state.logins >= self.config.warmup_logins
             and event.device_id not in state.devices
-            and event.country not in state.countries
+            and (login.new_country or login.new_network)
         )
-        login = _Login(event.ts, event.device_id, event.country, event.ip, event.ip not in state.ips)
         state.logins += 1
         remember_recent(state.devices, event.device_id, event.ts, self.config.max_known_devices)
         remember_recent(state.countries, event.country, event.ts, self.config.max_known_countries)
-        remember_recent(state.ips, event.ip, event.ts, self.config.max_known_devices)
+        remember_recent(state.networks, network, event.ts, self.config.max_known_devices)
         if not unfamiliar:
             return []
         _keep_recent(state.unfamiliar, login)
@@ -174,10 +186,13 @@ class AccountTakeover:
             return []
         minutes = round((payout_ts - login.ts) / 60_000, 1)
         known_devices = [d for d in state.devices if d != login.device_id]
-        # Stronger the sooner the payout moved, with a new network too and more history behind "unfamiliar".
+        # Stronger the sooner the payout moved, with a new country and network both, and more history
+        # behind "unfamiliar".
         confidence = clamp01(
-            0.7 + 0.15 * (1 - (payout_ts - login.ts) / self._window_ms) + (0.05 if login.new_ip else 0.0)
+            0.7 + 0.15 * (1 - (payout_ts - login.ts) / self._window_ms)
+            + (0.05 if login.new_country and login.new_network else 0.0)
             + min(0.09, 0.03 * (state.logins - 1)))
+        where = f"in {login.country}" if login.new_country else "on a network your account has not used"
         return [Signal(
             actor=state.actor,
             violation_type=self.violation_type,
@@ -192,21 +207,45 @@ class AccountTakeover:
                 "login_device_id": login.device_id,
                 "login_country": login.country,
                 "login_ip": login.ip,
-                "login_ip_new": login.new_ip,
+                "login_network": login.network,
+                "login_network_new": login.new_network,
+                "login_country_new": login.new_country,
                 "payout_changed_ts": payout_ts,
                 "new_payout_hash": payout_hash,
                 "minutes_after_login": minutes,
                 "known_devices": known_devices[-5:],
                 "known_countries": [c for c in state.countries if c != login.country][-5:],
+                "known_networks": [n for n in state.networks if n != login.network][-5:],
                 "prior_logins": state.logins - 1,
                 "threshold_window_minutes": round(self._window_ms / 60_000, 1),
             },
             explanation=(
                 f"For your protection we have paused payouts: your payout details were changed {minutes:g} "
-                f"minutes after a sign-in from a new device in {login.country}; if that was not you, "
+                f"minutes after a sign-in from a new device {where}; if that was not you, "
                 f"secure your account, otherwise confirm the change to release payouts."
             ),
         )]
+
+
+def _forget_vouched_for(state: ActorAccess, device: str, network: str) -> None:
+    """Forget unfamiliar sign-ins the owner has since vouched for.
+
+    Their new device signing in from a network the owner already used, or a
+    device the owner already used on their new network, is the owner's own
+    (an attacker has neither the owner's devices nor their network). "Already
+    used" excludes what only unfamiliar sign-ins brought: an attacker hopping
+    between proxies vouches for nothing.
+    """
+    if not state.unfamiliar:
+        return
+    strange_devices = {u.device_id for u in state.unfamiliar}
+    strange_networks = {u.network for u in state.unfamiliar}
+    known_device = device in state.devices and device not in strange_devices
+    known_network = network in state.networks and network not in strange_networks
+    state.unfamiliar = [
+        u for u in state.unfamiliar
+        if not ((u.device_id == device and known_network) or (u.network == network and known_device))
+    ]
 
 
 def _keep_recent(items: list, item) -> None:

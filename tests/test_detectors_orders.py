@@ -1,14 +1,14 @@
-"""order_brushing: rings of new buyer accounts sharing devices, cards or addresses."""
+"""order_brushing: rings of new buyer accounts sharing devices, cards or addresses; of aged ones sharing devices or cards."""
 
 from __future__ import annotations
 
-import json
 import pickle
 import random
 
+import pytest
+
 from pipeline.contract.events import OrderPlaced, OrderRefunded
-from tests.conftest import replay
-from tests.detector_helpers import feed, shipped
+from tests.detector_helpers import feed, shipped, through_the_flow
 
 T0 = 1_793_491_200_000
 MINUTE = 60_000
@@ -71,6 +71,73 @@ def test_a_ring_of_new_accounts_is_found_at_the_sixth_order_with_its_evidence():
     assert ev["baseline_orders_per_hour"] > 0 and ev["baseline_new_account_share"] == 0.0
     assert 0.6 <= s.confidence <= 1.0
     assert "6 orders" in s.explanation and "5 new buyer accounts" in s.explanation
+
+
+def aged_ring(start_minute, n_orders, *, seller="S1", accounts=6, devices=2, every=1.5, listing="L9"):
+    """Bought aged accounts (months to years old) on a couple of phones and one card, each its own address."""
+    return [order(start_minute + k * every, f"{seller}-aged{k % accounts}", seller=seller,
+                  age=200 + 90 * (k % accounts), device=f"dev-aged-{k % accounts % devices}", payment="pay-aged",
+                  address=f"addr-aged-{k % accounts}", listing=listing, amount=1.99)
+            for k in range(n_orders)]
+
+
+def test_a_ring_of_aged_accounts_on_shared_phones_and_a_card_is_found_at_the_sixth_order_with_its_evidence():
+    det = shipped("order_brushing")
+    fakes = aged_ring(200, 20, accounts=6)
+    found = feed(det, ordinary_flow(hours=3) + fakes)
+    assert len(found) == 1
+    s = found[0]
+    assert (s.actor, s.violation_type) == ("seller:S1", "order_brushing")
+    assert s.detected_at == fakes[5].ts and s.window_start == fakes[0].ts
+    ev = s.evidence
+    assert ev["orders"] == 6 and ev["buyers"] == 6 and ev["buyers"] >= ev["thresholds"]["min_buyers_any_age"]
+    assert ev["new_account_buyers"] == 0 and ev["new_account_share"] == 0.0
+    assert ev["linked_through"] == ["device", "payment"]
+    assert {x["kind"] for x in ev["shared_identifiers"]} == {"device", "payment"}  # addresses are each their own
+    card = next(x for x in ev["shared_identifiers"] if x["kind"] == "payment")
+    assert card == {"kind": "payment", "hash": "pay-aged", "orders": 6, "buyers": 6}
+    assert ev["order_ids"] == [o.order_id for o in fakes[:6]]
+    assert 0.5 <= s.confidence <= 1.0
+    assert "6 orders" in s.explanation and "6 buyer accounts, none of them new" in s.explanation
+    assert "same device or payment details" in s.explanation
+
+
+def test_a_household_of_old_accounts_sharing_a_laptop_and_a_card_is_clean():
+    det = shipped("order_brushing")
+    need = det.config.min_buyers_any_age
+    family = [order(10 + 2 * i, f"member{i % (need - 1)}", age=900, device="family-laptop", payment="family-card",
+                    address="home") for i in range(12)]  # one account fewer than a ring, a dozen orders
+    assert feed(det, ordinary_flow(hours=1) + family) == []
+
+
+def test_old_accounts_tied_only_by_an_address_are_no_ring_however_many():
+    """A mailroom or a parcel locker ties strangers by address; old accounts need a shared device or card."""
+    det = shipped("order_brushing")
+    locker = [order(10 + i, f"neighbour{i}", age=300 + i, address="parcel-locker-7", device=f"d{i}",
+                    payment=f"p{i // 2}") for i in range(20)]  # couples share a card: pairs, not a ring
+    assert feed(det, locker) == []
+
+
+def test_aged_accounts_are_judged_against_the_sellers_own_linked_flow():
+    """A shop whose old-account buyers routinely share lab computers needs a much bigger aged ring."""
+    def lab_shop(seller):
+        out = []
+        for k in range(60):  # ten hours of students on shared lab computers, three to a machine, 6 per hour
+            for member in range(3):
+                out.append(order(k * 10 + member, f"{seller}-student{k}-{member}", seller=seller, age=500,
+                                 device=f"lab-pc{k}", payment=f"p{k}-{member}", address=f"a{k}-{member}"))
+        return out
+
+    fakes = aged_ring(610, 8, seller="S1")
+    assert feed(shipped("order_brushing"), lab_shop("S1") + fakes) == []
+    assert len(feed(shipped("order_brushing"), aged_ring(610, 8, seller="S2"))) == 1
+
+
+def test_a_first_order_promo_of_new_accounts_with_their_own_details_is_clean():
+    det = shipped("order_brushing")
+    promo = [order(60 + i * 0.8, f"newbie{i}", age=0, device=f"d-new{i}", payment=f"p-new{i}", address=f"a-new{i}",
+                   listing="L2", amount=9.99) for i in range(50)]
+    assert feed(det, ordinary_flow(hours=2) + promo) == []
 
 
 def test_a_genuine_flash_sale_of_old_accounts_stays_clean():
@@ -183,9 +250,10 @@ def test_state_over_many_sellers_is_one_small_entry_each():
     assert all(len(st.orders) == 1 for st in states.values())
 
 
-def test_state_survives_pickling_mid_ring():
+@pytest.mark.parametrize("make_ring", [ring, aged_ring])
+def test_state_survives_pickling_mid_ring(make_ring):
     det = shipped("order_brushing")
-    fakes = ring(100, 10)
+    fakes = make_ring(100, 10)
     states: dict = {}
     feed(det, ordinary_flow(hours=2) + fakes[:4], states)
     restored = pickle.loads(pickle.dumps(states))
@@ -195,13 +263,15 @@ def test_state_survives_pickling_mid_ring():
 
 def test_brushing_runs_through_the_real_flow(tmp_path):
     events = ordinary_flow(hours=2, seller="S7") + ring(130, 8, seller="S7")
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(_wire(e)) + "\n" for e in events))
-    _, out = replay(path, tmp_path / "out")
+    out = through_the_flow(events, tmp_path)
     brushing = [v for v in out["violations.jsonl"] if v["violation_type"] == "order_brushing"]
     assert [(v["actor"], v["points"], v["policy_id"]) for v in brushing] == [("seller:S7", 12, "SG-ORD-001")]
 
 
-def _wire(event) -> dict:
-    data = {f: getattr(event, f) for f in event.__struct_fields__}
-    return {"type": event.type, **data}
+def test_an_aged_ring_runs_through_the_real_flow(tmp_path):
+    events = ordinary_flow(hours=2, seller="S8") + aged_ring(130, 10, seller="S8")
+    out = through_the_flow(events, tmp_path)
+    brushing = [v for v in out["violations.jsonl"] if v["violation_type"] == "order_brushing"]
+    assert [(v["actor"], v["points"], v["evidence"]["linked_through"]) for v in brushing] == [
+        ("seller:S8", 12, ["device", "payment"])]
+

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 
 from detectors.security import IdentifierFanOut, IdentifierNote, LinkedAccounts
 from pipeline.contract.events import AccountLogin, PayoutChanged
 from pipeline.enforce.policy import load_policy, violation_from
-from tests.conftest import replay
-from tests.detector_helpers import feed, shipped
+from tests.detector_helpers import feed, shipped, through_the_flow
 
 T0 = 1_793_491_200_000
 MINUTE = 60_000
@@ -43,7 +41,8 @@ def test_an_unfamiliar_sign_in_then_a_payout_change_is_a_takeover_notice_to_the_
     assert (s.actor, s.violation_type) == ("seller:S1", "account_takeover")
     assert s.detected_at == T0 + 425 * MINUTE and s.window_start == T0 + 400 * MINUTE
     ev = s.evidence
-    assert ev["login_device_id"] == "d-x" and ev["login_country"] == "NG" and ev["login_ip_new"]
+    assert ev["login_device_id"] == "d-x" and ev["login_country"] == "NG"
+    assert ev["login_country_new"] and ev["login_network_new"] and ev["login_network"] == "41.1"
     assert ev["minutes_after_login"] == 25 and ev["new_payout_hash"] == "po-new"
     assert set(ev["known_devices"]) == {"home-phone", "home-laptop"} and ev["known_countries"] == ["US"]
     assert 0.7 <= s.confidence <= 1.0
@@ -85,6 +84,54 @@ def test_a_new_phone_at_home_or_the_own_phone_abroad_is_clean():
     assert feed(det, at_home() + [login(400, device="home-phone", country="ES"), payout(410)]) == []
 
 
+def test_a_stranger_on_a_proxy_in_the_owners_own_country_then_a_payout_change_is_found():
+    """The country is hidden behind a proxy; the device and the network are not the owner's."""
+    det = shipped("account_takeover")
+    found = feed(det, at_home() + [login(400, device="d-x", ip="98.7.6.5"), payout(440, "po-thief")])
+    assert len(found) == 1
+    s = found[0]
+    assert (s.actor, s.detected_at, s.window_start) == ("seller:S1", T0 + 440 * MINUTE, T0 + 400 * MINUTE)
+    ev = s.evidence
+    assert ev["login_country"] == "US" and not ev["login_country_new"]
+    assert ev["login_network"] == "98.7" and ev["login_network_new"] and ev["known_networks"] == ["24.0"]
+    assert ev["minutes_after_login"] == 40 and ev["new_payout_hash"] == "po-thief"
+    assert "on a network your account has not used" in s.explanation
+    # Weaker than a stranger abroad, still a protective hold.
+    abroad = feed(shipped("account_takeover"), at_home() + [login(400, device="d-x", country="NG", ip="41.1.2.3"),
+                                                            payout(440)])[0]
+    assert 0.7 <= s.confidence < abroad.confidence
+
+
+def test_a_new_phone_on_the_home_network_with_a_new_address_is_clean():
+    """Home connections are re-addressed within the provider's block: that is still the owner's network."""
+    det = shipped("account_takeover")
+    assert feed(det, at_home() + [login(400, device="new-phone", ip="24.0.77.201"), payout(410)]) == []
+
+
+def test_the_own_phone_on_a_new_network_is_clean():
+    det = shipped("account_takeover")
+    assert feed(det, at_home() + [login(400, device="home-phone", ip="172.58.3.3"), payout(410)]) == []
+
+
+def test_a_new_device_the_owner_then_uses_at_home_is_vouched_for():
+    """A new laptop first seen at the office, then at home, before the owner changes the payout account."""
+    det = shipped("account_takeover")
+    events = at_home() + [login(400, device="new-laptop", ip="63.9.1.1"), login(420, device="new-laptop"),
+                          payout(430)]
+    assert feed(det, events) == []
+    det = shipped("account_takeover")  # or the owner's phone on the new network
+    events = at_home() + [login(400, device="new-laptop", ip="63.9.1.1"), login(420, ip="63.9.1.2"), payout(430)]
+    assert feed(det, events) == []
+
+
+def test_an_attacker_hopping_between_proxies_vouches_for_nothing():
+    det = shipped("account_takeover")
+    events = at_home() + [login(400, device="d-x", ip="98.7.6.5"), login(405, device="d-y", ip="51.2.3.4"),
+                          login(410, device="d-x", ip="51.2.3.9"), payout(420)]
+    found = feed(det, events)
+    assert len(found) == 1 and found[0].evidence["login_device_id"] == "d-y"  # the closest unfamiliar sign-in
+
+
 def test_a_payout_change_just_past_the_window_is_clean():
     det = shipped("account_takeover")
     window_minutes = det.config.payout_window_seconds / 60
@@ -122,13 +169,15 @@ def test_an_owner_back_after_the_device_memory_is_learned_again_not_flagged():
 def test_takeover_state_stays_bounded():
     det = shipped("account_takeover")
     states: dict = {}
-    events = [login(i * 10, device=f"d{i}", country=("US", "CA", "MX", "BR", "FR", "DE", "JP", "AU",
-                                                       "IT", "ES", "NL", "GB")[i % 12]) for i in range(2_000)]
+    events = [login(i * 10, device=f"d{i}", ip=f"{i % 250}.{i % 7}.0.1",
+                    country=("US", "CA", "MX", "BR", "FR", "DE", "JP", "AU", "IT", "ES", "NL", "GB")[i % 12])
+              for i in range(2_000)]
     events += [payout(20_000 + i) for i in range(50)]
     feed(det, events, states)
     state = states["seller:S1"]
     assert len(state.devices) <= det.config.max_known_devices
     assert len(state.countries) <= det.config.max_known_countries
+    assert len(state.networks) <= det.config.max_known_devices
     assert len(state.unfamiliar) <= 4 and len(state.payouts) <= 4
 
 
@@ -142,17 +191,21 @@ def test_takeover_state_survives_pickling():
 
 def test_takeover_runs_through_the_real_flow_with_a_payout_hold(tmp_path):
     events = at_home() + [login(400, device="d-x", country="NG"), payout(425)]
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(_wire(e)) + "\n" for e in events))
-    _, out = replay(path, tmp_path / "out")
+    out = through_the_flow(events, tmp_path)
     takeovers = [v for v in out["violations.jsonl"] if v["violation_type"] == "account_takeover"]
     assert [(v["actor"], v["points"]) for v in takeovers] == [("seller:S1", 0)]
     holds = [a for a in out.get("actions.jsonl", []) if a["action"] == "payout_hold"]
     assert [(a["actor"], a["violation_ids"]) for a in holds] == [("seller:S1", [takeovers[0]["violation_id"]])]
 
 
-def _wire(event) -> dict:
-    return {"type": event.type, **{f: getattr(event, f) for f in event.__struct_fields__}}
+def test_a_proxy_in_the_owners_country_runs_through_the_real_flow(tmp_path):
+    events = at_home() + [login(400, device="d-x", ip="98.7.6.5"), payout(430)]
+    out = through_the_flow(events, tmp_path)
+    takeovers = [v for v in out["violations.jsonl"] if v["violation_type"] == "account_takeover"]
+    assert [(v["actor"], v["points"], v["evidence"]["login_network_new"]) for v in takeovers] == [
+        ("seller:S1", 0, True)]
+    assert [a["action"] for a in out.get("actions.jsonl", []) if a["actor"] == "seller:S1"] == ["payout_hold"]
+
 
 
 # ---- linked_accounts --------------------------------------------------------------------

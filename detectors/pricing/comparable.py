@@ -58,6 +58,10 @@ class ComparableConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_coverage
         A comparable listing's title must also carry this share of what this
         listing's title weighs (its kind-of-product words, mostly).
+    attribute_weight
+        What a word that titles always put in their variant part (after the
+        first separator: a colour, a size) weighs against one they never do;
+        in between, in proportion.
     min_brand_listings
         Listings of a brand whose level against similar items must be known
         before its listings are judged against other brands' items.
@@ -80,6 +84,7 @@ class ComparableConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_similarity: float
     relative_similarity: float
     min_coverage: float
+    attribute_weight: float
     min_brand_listings: int
     max_brand_levels: int
     offset_window: int
@@ -94,6 +99,7 @@ class Item(NamedTuple):
     words: frozenset[str]
     log_price: float
     currency: str
+    variants: frozenset[str] = frozenset()  # its words only in the title's variant part (`variant_words`)
 
 
 class Neighbour(NamedTuple):
@@ -109,6 +115,7 @@ class ComparableIndex:
     items: OrderedDict[str, Item] = field(default_factory=OrderedDict)  # least recently learned first
     postings: dict[str, OrderedDict[str, None]] = field(default_factory=dict)  # word -> listing ids
     df: dict[str, int] = field(default_factory=dict)  # word -> items with it
+    variant_df: dict[str, int] = field(default_factory=dict)  # word -> items with it in the variant part
     # (currency, brand) -> log offsets, least recently learned first
     offsets: OrderedDict[tuple[str, str], PriceLevel] = field(default_factory=OrderedDict)
     category: dict[str, PriceLevel] = field(default_factory=dict)  # currency -> every listing's log price
@@ -140,7 +147,7 @@ class ComparableIndex:
         found = self.memo.get(key)
         if found is not None:
             return found
-        weight = self._weigher()
+        weight = self._weigher(cfg)
         ranked = sorted(((weight[w], w) for w in words), reverse=True)
         own = math.fsum(w for w, _ in ranked)
         found = []
@@ -173,9 +180,10 @@ class ComparableIndex:
                 break
         return candidates
 
-    def _weigher(self) -> "_Weights":
+    def _weigher(self, cfg: ComparableConfig) -> "_Weights":
         """Title words' weights, computed on first use (see `_Weights`)."""
-        return _Weights(len(self.items) + 1, self.df, self.word_prices, _sd(self.all_prices))
+        return _Weights(len(self.items) + 1, self.df, self.variant_df, self.word_prices, _sd(self.all_prices),
+                        cfg.attribute_weight)
 
     def offset(self, cfg: ComparableConfig, currency: str, brand: str, lean: float = 0.0) -> float | None:
         """The brand's level against similar items of other brands (log), once known; no-name goods are the
@@ -205,19 +213,19 @@ class ComparableIndex:
         same = [nb for nb in nearby if brand and nb.item.brand == brand]
         if len(same) >= cfg.min_neighbours:
             values, how = [nb.item.log_price for nb in same], f"{len(same)} listings of the brand like it"
-            return _deviation(cfg, how, [nb.listing_id for nb in same], values, price, same_brand=True)
+            return _deviation(cfg, how, same, values, price, same_brand=True)
         own = self.offset(cfg, currency, brand, lean)
         if own is None:
             return None  # a brand whose level is unknown: it may be premium
         # A neighbour whose brand level is unknown counts as ordinary when erring high (a premium one
         # among them can only raise the reference), and not at all when erring low.
         unknown = 0.0 if lean >= 0 else None
-        moved = [(nb.listing_id, nb.item.log_price - off + own) for nb in nearby
+        moved = [(nb, nb.item.log_price - off + own) for nb in nearby
                  if (off := self._offset_or(cfg, currency, nb.item.brand, unknown)) is not None]
         if len(moved) < cfg.min_neighbours:
             return None
         how = f"{len(moved)} similar listings, at this brand's level" if brand else f"{len(moved)} similar listings"
-        return _deviation(cfg, how, [i for i, _ in moved], [v for _, v in moved], price)
+        return _deviation(cfg, how, [nb for nb, _ in moved], [v for _, v in moved], price)
 
     def _offset_or(self, cfg: ComparableConfig, currency: str, brand: str, unknown: float | None) -> float | None:
         known = self.offset(cfg, currency, brand)
@@ -226,11 +234,11 @@ class ComparableIndex:
     def product_level(self, cfg: ComparableConfig, words: frozenset[str], currency: str, price: float,
                       exclude: str | None = None) -> Deviation | None:
         """`price` against similar items with every brand's premium taken out: what a no-name one costs."""
-        moved = [(nb.listing_id, nb.item.log_price - off) for nb in self.neighbours(cfg, words, currency, exclude)
+        moved = [(nb, nb.item.log_price - off) for nb in self.neighbours(cfg, words, currency, exclude)
                  if (off := self.offset(cfg, currency, nb.item.brand)) is not None]
         if len(moved) < cfg.min_neighbours:
             return None
-        return _deviation(cfg, f"{len(moved)} similar listings, without brand premiums", [i for i, _ in moved],
+        return _deviation(cfg, f"{len(moved)} similar listings, without brand premiums", [nb for nb, _ in moved],
                           [v for _, v in moved], price)
 
     def category_level(self, currency: str) -> float | None:
@@ -245,6 +253,8 @@ class ComparableIndex:
         self.memo.clear()
         self.forget(listing_id)
         self.items[listing_id] = item
+        for word in item.variants:
+            self.variant_df[word] = self.variant_df.get(word, 0) + 1
         for word in item.words:
             self.df[word] = self.df.get(word, 0) + 1
             ids = self.postings.setdefault(word, OrderedDict())
@@ -253,9 +263,11 @@ class ComparableIndex:
                 ids.popitem(last=False)
         level = self.category.setdefault(item.currency, PriceLevel(cfg.offset_window * 4))
         level.learn(item.log_price)
-        _welford(self.all_prices, item.log_price)
+        # What the words say about price, with the brand's premium taken out: a premium planner is a planner.
+        no_name = item.log_price - (self.offset(cfg, item.currency, item.brand) or 0.0)
+        _welford(self.all_prices, no_name)
         for word in item.words:
-            _welford(self.word_prices.setdefault(word, [0.0, 0.0, 0.0]), item.log_price)
+            _welford(self.word_prices.setdefault(word, [0.0, 0.0, 0.0]), no_name)
         while len(self.items) > cfg.max_items:
             self.forget(next(iter(self.items)))
 
@@ -265,6 +277,12 @@ class ComparableIndex:
         if item is None:
             return
         self.memo.clear()
+        for word in item.variants:
+            left = self.variant_df.get(word, 1) - 1
+            if left > 0:
+                self.variant_df[word] = left
+            else:
+                self.variant_df.pop(word, None)
         for word in item.words:
             left = self.df.get(word, 1) - 1
             if left > 0:
@@ -303,28 +321,38 @@ class _Weights(dict):
     down the price. A colour or "washable" goes with every kind of product at every price, so it says
     nothing about what is comparable, however rare; "crate" does. Computed once per word per judgement."""
 
-    def __init__(self, n: int, df: dict[str, int], prices: dict[str, list[float]], spread: float) -> None:
+    def __init__(self, n: int, df: dict[str, int], variant_df: dict[str, int], prices: dict[str, list[float]],
+                 spread: float, attribute: float) -> None:
         super().__init__()
-        self.n, self.df, self.prices, self.spread = n, df, prices, spread
+        self.n, self.df, self.variant_df, self.prices, self.spread = n, df, variant_df, prices, spread
+        self.attribute = attribute
 
     def __missing__(self, word: str) -> float:
-        weight = math.log(self.n / (self.df.get(word, 0) + 1)) ** 2
+        df = self.df.get(word, 0)
+        weight = math.log(self.n / (df + 1)) ** 2
         stats = self.prices.get(word)
         # With too few prices to tell, a new word may well name a new kind of product: full weight.
         if stats is not None and stats[0] >= _MIN_WORD_PRICES and self.spread > 0:
             weight *= min(1.0, max(_MIN_INFORMATION, 1.0 - _sd(stats) / self.spread))
+        if df:  # a word sellers write as a variant ("Mug, Sage") names no kind of product, wherever it stands
+            weight *= 1.0 - (1.0 - self.attribute) * min(1.0, self.variant_df.get(word, 0) / df)
         self[word] = weight
         return weight
 
 
-def _deviation(cfg: ComparableConfig, how: str, ids: list[str], values: list[float], price: float,
+def _deviation(cfg: ComparableConfig, how: str, compared: list[Neighbour], values: list[float], price: float,
                same_brand: bool = False) -> Deviation:
+    """`price` against `values` (the log prices of `compared`, most alike first, brand levels applied)."""
     ordered = sorted(values)
     centre = _median_sorted(ordered)
     mad = _median_sorted(sorted(abs(v - centre) for v in ordered))
+    # The most alike: within `relative_similarity` of the most alike of all.
+    close = compared[0].similarity * cfg.relative_similarity
+    closest = sorted(v for nb, v in zip(compared, values) if nb.similarity >= close)
     return Deviation(group=how, level_price=math.exp(centre), observations=len(values),
                      spread=max(_MAD_TO_SD * mad, cfg.min_log_spread), log_ratio=math.log(price) - centre,
-                     sample=len(values), examples=tuple(ids[:5]), same_brand=same_brand)
+                     sample=len(values), examples=tuple(nb.listing_id for nb in compared[:5]), same_brand=same_brand,
+                     closest_price=math.exp(_median_sorted(closest)))
 
 
 _MEMO_SIZE = 64  # judgements remembered between two changes of the index

@@ -22,7 +22,7 @@ from detectors.pricing.discount import DiscountConfig
 from detectors.pricing.gouging import GougingConfig
 from detectors.pricing.comparable import ComparableConfig, Item
 from detectors.pricing.discount import asking_price
-from detectors.pricing.levels import brand_key, money, title_words
+from detectors.pricing.levels import brand_key, money, title_words, variant_words
 from detectors.pricing.market import BrandRegistry, CategoryMarket, ListingRecord, PricePoint
 from detectors.registry import register
 from pipeline.contract.events import BrandRegistered, ListingCreated, ListingUpdated, ListingUpserted
@@ -155,7 +155,7 @@ class Pricing:
         """A clean listing teaches its groups its price (once per new price) and its brand's name."""
         market.index.learn(self.config.comparable, event.listing_id,
                            Item(brand, words, math.log(asking_price(self.config.fake_discount, record, at)),
-                                event.currency))
+                                event.currency, variant_words(event.title, event.brand) & words))
         points = record.points
         if event.brand and len(points) == 1:
             market.learn_brand(event.brand, self.config.counterfeit_listing.max_learned_brands)

@@ -10,6 +10,7 @@ of a title that say what the product is.
 from __future__ import annotations
 
 import math
+import re
 from array import array
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,27 @@ def title_words(title: str, brand: str | None) -> frozenset[str]:
     norm = normalized(title)
     return frozenset(k for token, k in zip(norm.tokens, norm.keys)
                      if len(k) > 1 and k != CLAUSE_BREAK and not token.isdigit() and k not in brand_keys)
+
+
+# Where a title's name ends and its variants start: "Hair Dryer, Bottle Green", "Desk Planner | Sage",
+# "Candle - Sage", "Coat (Navy)".
+_TITLE_PARTS = re.compile(r"\s[-\u2013\u2014/|]\s|[,|()\[\]:;]")
+
+
+def variant_words(title: str, brand: str | None) -> frozenset[str]:
+    """The words of a title that only its variant part has (after the first separator: a colour, a size);
+    the name is the first part of more than one word.
+
+    >>> sorted(variant_words("Volumising Hair Dryer, Bottle Green", None))
+    ['botie', 'gren']
+    >>> sorted(variant_words("(New) Scented Candle - Sage, scented", None)), variant_words("Wax Jacket", None)
+    (['new', 'sage'], frozenset())
+    """
+    parts = [words for part in _TITLE_PARTS.split(title) if (words := title_words(part, brand))]
+    if len(parts) < 2:
+        return frozenset()
+    name = next((words for words in parts if len(words) > 1), parts[0])
+    return frozenset().union(*parts) - name
 
 
 @dataclass(slots=True)
@@ -122,6 +144,7 @@ class Deviation:
     sample: int  # prices the median and spread were estimated from
     examples: tuple[str, ...] = ()  # ids of some of the listings compared with
     same_brand: bool = False  # compared with listings of its own brand (else: similar items at its brand's level)
+    closest_price: float = 0.0  # going rate of the most alike among them (a veto, see `surely_above`)
 
     @property
     def ratio(self) -> float:
@@ -142,12 +165,17 @@ class Deviation:
         return certainty * self.uncertainty * (1.0 + certainty * _MAD_SE / math.sqrt(self.sample))
 
     def surely_above(self, ratio: float, certainty: float) -> bool:
-        """At least `ratio` times the level even if the level is `certainty` standard errors too low."""
-        return self.log_ratio - self._margin(certainty) >= math.log(ratio)
+        """At least `ratio` times the level even if the level is `certainty` standard errors too low, and
+        `ratio` times what the most alike listings cost: a price in line with the items most like it
+        (a wax jacket's, among denim jackets) is no outlier, whatever the rest cost."""
+        return (self.log_ratio - self._margin(certainty) >= math.log(ratio)
+                and self.log_ratio + math.log(self.level_price / self.closest_price) >= math.log(ratio))
 
     def surely_below(self, ratio: float, certainty: float) -> bool:
-        """At most `ratio` times the level even if the level is `certainty` standard errors too high."""
-        return self.log_ratio + self._margin(certainty) <= math.log(ratio)
+        """At most `ratio` times the level even if the level is `certainty` standard errors too high, and
+        than what the most alike listings cost."""
+        return (self.log_ratio + self._margin(certainty) <= math.log(ratio)
+                and self.log_ratio + math.log(self.level_price / self.closest_price) <= math.log(ratio))
 
     def evidence(self) -> dict[str, Any]:
         """What a reviewer needs to check the comparison: which items, their going rate, how far off."""
@@ -155,6 +183,7 @@ class Deviation:
             "compared_with": self.group,
             "comparable_listings": list(self.examples),  # some of them, for the reviewer to open
             "going_rate": round(self.level_price, 2),
+            "most_alike_going_rate": round(self.closest_price, 2),
             "ratio_to_going_rate": round(self.ratio, 3),
             "robust_z": round(self.z, 2),
             "comparable_count": self.observations,

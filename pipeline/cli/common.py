@@ -36,6 +36,30 @@ def positive_float(text: str) -> float:
     return value
 
 
+def address_list(text: str) -> list[str]:
+    """`host:port,host:port,...` (Bytewax's runner separates them with `;`: both are taken).
+
+    >>> address_list("a:2101, b:2101;c:2101")
+    ['a:2101', 'b:2101', 'c:2101']
+    """
+    addresses = [a.strip() for a in text.replace(";", ",").split(",") if a.strip()]
+    if not addresses:
+        raise argparse.ArgumentTypeError("give host:port of every process, comma-separated")
+    return addresses
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=["text", "json"], help="logs as text (default) or JSON lines")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+
+
 # flag (argparse dest) -> the configuration key it overrides
 _OVERRIDES = {
     "out": "output.dir",
@@ -48,6 +72,11 @@ _OVERRIDES = {
     "speedup": "source.simulator.speedup",
     "recovery_dir": "recovery.dir",
     "policy": "policy_path",
+    "process_id": "cluster.process_id",
+    "addresses": "cluster.addresses",
+    "log_format": "log.format",
+    "log_level": "log.level",
+    "stop_grace_seconds": "job.stop_grace_seconds",
 }
 
 

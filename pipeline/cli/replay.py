@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli.common import config_overrides, fail, positive_int
+from pipeline.cli.common import add_log_options, config_overrides, fail, positive_int
 from pipeline.cli.run import load_job_code
 from pipeline.config import load
+from pipeline.logs import setup_logging
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -18,6 +19,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     overrides = {**config_overrides(args), "source": {"kind": "file", "file": {"path": args.events}}}
     config = load(args.config, overrides)
+    setup_logging(config.log.format, config.log.level)
     if args.events != "-" and not Path(args.events).is_file():
         return fail(f"{args.events}: no such events file; give an NDJSON file or - for stdin")
     load_job_code()
@@ -41,5 +43,6 @@ def add_replay_command(sub: Any) -> argparse.ArgumentParser:
     replay.add_argument("-p", "--processes", type=positive_int, default=1,
                         help="processes of one Bytewax cluster (threads share a GIL; processes scale)")
     replay.add_argument("--progress", action="store_true", help="print progress lines")
+    add_log_options(replay)
     replay.set_defaults(func=cmd_replay)
     return replay

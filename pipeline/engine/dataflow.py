@@ -52,6 +52,7 @@ from pipeline.engine.detect import DetectShard, FeatureShard, feature_key
 from pipeline.engine.links import FanOutShard, LinkShard
 from pipeline.engine.ordered import LedgerShard, ModelsShard
 from pipeline.engine.shards import Shard, ShardLogic, resumed
+from pipeline.sources.control import Input
 from pipeline.sources.raw import RawRecord
 from sinks.metrics import Metrics
 
@@ -236,9 +237,9 @@ def to_file_item(record: OutputRecord) -> tuple[str, bytes]:
     return SINK_OF[type(record)][0], encode(record)
 
 
-def read_from(source: Source[RawRecord]) -> Callable[[Dataflow], Stream[RawRecord]]:
+def read_from(source: Source[RawRecord]) -> Input:
     """The input step for a source that yields `RawRecord`s (files, simulator)."""
-    return lambda flow: op.input("read_input", flow, source)
+    return Input("read_input", source)
 
 
 def write_to(sink: Sink, to_sink_item: Callable[[OutputRecord], Any] = to_file_item):

@@ -33,6 +33,7 @@ class Violation(msgspec.Struct, frozen=True, kw_only=True):
     explanation: str
     education: Education
     enforced: bool
+    policy_version: str = ""  # the version of the policy in force at `detected_at` (a contract extension)
 
 
 class Action(msgspec.Struct, frozen=True, kw_only=True):

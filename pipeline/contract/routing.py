@@ -14,7 +14,7 @@ import zlib
 from pipeline.contract.events import (
     AccountLogin, AppealDecided, AppealFiled, EducationCompleted, Event, ListingCreated, ListingRemoved,
     ListingUpdated, LiveComment, LiveEnded, LiveStarted, LiveStats, LiveTranscript, OrderPlaced, OrderRefunded,
-    PayoutChanged,
+    PayoutChanged, PolicyChanged,
 )
 
 # event class -> family of the step that owns it
@@ -25,6 +25,7 @@ FAMILY_OF: dict[type, str] = {
     LiveEnded: "creator",
     AccountLogin: "actor", PayoutChanged: "actor",
     AppealFiled: "ledger", AppealDecided: "ledger", EducationCompleted: "ledger",
+    PolicyChanged: "policy",  # to every ledger shard and the models (`engine.dataflow.policy_updates`)
 }
 GOVERNANCE_TYPES = frozenset(t for t, family in FAMILY_OF.items() if family == "ledger")
 
@@ -58,3 +59,8 @@ def route_key(event: Event, shards: int) -> str:
 def ledger_key(actor: str, shards: int) -> str:
     """Shard of the ledger step that keeps `actor`'s standing."""
     return f"ledger/{shard_of(actor, shards)}"
+
+
+def ledger_keys(shards: int) -> list[str]:
+    """Every shard of the ledger step (what a policy change must reach)."""
+    return [f"ledger/{n}" for n in range(shards)]

@@ -21,6 +21,7 @@ from detectors.models.online import ModelsState, OnlineModels
 from pipeline.contract.events import AppealDecided, AppealFiled
 from pipeline.contract.records import AppealOutcome, Violation
 from pipeline.enforce.ledger import RANK, Ledger, LedgerState, Relayed
+from pipeline.enforce.policy import Policy, PolicyBook, PolicyUpdate, repriced
 from pipeline.engine.shards import EventClock, EventTimeOrder, EventTimeOrderedShard, Pending
 from sinks.metrics import Metrics
 
@@ -36,6 +37,7 @@ class LedgerShardState:
     ledger: LedgerState
     clock: EventClock  # dedupe of governance events; the newest event time applied
     order: EventTimeOrder = field(default_factory=EventTimeOrder)
+    book: PolicyBook | None = None  # the policy in force at each event time (None in snapshots before it)
 
 
 class LedgerShard(EventTimeOrderedShard):
@@ -54,6 +56,8 @@ class LedgerShard(EventTimeOrderedShard):
                  unknown_appeal_wait_seconds: float = 60.0, keep: Callable[[Any], bool] | None = None,
                  resume: LedgerShardState | None = None) -> None:
         self.state = resume or LedgerShardState(ledger.state, EventClock(dedupe_horizon_ms, allowed_lateness_ms=0))
+        if getattr(self.state, "book", None) is None:
+            self.state.book = PolicyBook(ledger.policy)
         ledger.state = self.state.ledger
         super().__init__(hold_seconds, self.state.order)
         self.ledger = ledger
@@ -69,6 +73,8 @@ class LedgerShard(EventTimeOrderedShard):
             elif isinstance(item, Relayed):  # tie-break copies of one id by their evidence, deterministically
                 v = item.violation
                 hold(v.detected_at, 0, f"{v.violation_id}|{msgspec.json.encode(v.evidence).decode()}", item, now)
+            elif isinstance(item, PolicyUpdate):  # before anything else at its event time
+                hold(item.ts, -1, item.change_id, item, now)
             elif self.state.clock.seen_before(item.event_id, item.ts):
                 self.metrics.duplicates_child(item.topic).inc()
             else:
@@ -76,7 +82,14 @@ class LedgerShard(EventTimeOrderedShard):
         return []
 
     def apply(self, pending: Pending, final: bool) -> list[Any]:
-        item, clock = pending.item, self.state.clock
+        item, clock, book = pending.item, self.state.clock, self.state.book
+        if isinstance(item, PolicyUpdate):
+            if book.add(item.ts, item.change_id, item.policy):
+                self.metrics.set_policy_version(book.latest.version)
+            return []
+        self.ledger.policy = book.at(pending.ts)
+        if isinstance(item, Relayed):  # linked accounts: priced by the policy in force when found
+            item = Relayed(repriced(item.violation, self.ledger.policy))
         out = self.ledger.advance_to(pending.ts)
         clock.advance(pending.ts)
         actor = item.violation.actor if isinstance(item, Relayed) else item.actor
@@ -108,6 +121,7 @@ class ModelsShardState:
 
     models: ModelsState
     order: EventTimeOrder = field(default_factory=EventTimeOrder)
+    book: PolicyBook | None = None  # the policy in force at each event time (None in snapshots before it)
 
 
 class ModelsShard(EventTimeOrderedShard):
@@ -119,9 +133,11 @@ class ModelsShard(EventTimeOrderedShard):
     go to the metrics.
     """
 
-    def __init__(self, models: OnlineModels, metrics: Metrics, *, hold_seconds: float | None,
+    def __init__(self, models: OnlineModels, metrics: Metrics, *, hold_seconds: float | None, policy: Policy,
                  resume: ModelsShardState | None = None) -> None:
         self.state = resume or ModelsShardState(models.state)
+        if getattr(self.state, "book", None) is None:
+            self.state.book = PolicyBook(policy)
         super().__init__(hold_seconds, self.state.order)
         self.models = models
         self.metrics = metrics
@@ -140,12 +156,18 @@ class ModelsShard(EventTimeOrderedShard):
                 hold(item.ts, 1, item.event_id, item, now)
             elif kind is AppealOutcome:
                 hold(item.decided_at, 1, item.appeal_id, item, now)
+            elif kind is PolicyUpdate:
+                hold(item.ts, -1, item.change_id, item, now)
         return out
 
     def apply(self, pending: Pending, final: bool) -> list[Any]:
-        if type(pending.item) is Violation:
-            return self.models.assess(pending.item)
-        self.models.learn(pending.item)
+        item = pending.item
+        if type(item) is Violation:  # priced by the policy in force when it was found, then assessed
+            return self.models.assess(repriced(item, self.state.book.at(item.detected_at)))
+        if type(item) is PolicyUpdate:
+            self.state.book.add(item.ts, item.change_id, item.policy)
+            return []
+        self.models.learn(item)
         return []
 
     def on_batch(self, items: list[Any], now: float) -> list[Any]:

@@ -79,6 +79,7 @@ class Control:
         self.process_id = process_id
         self.processes = processes
         self.stop = threading.Event()  # this process stops reading
+        self.started = threading.Event()  # the dataflow runs: the channel's part is built (`state` resumed)
         self.stop_reason = ""
         self.inputs: set[str] = set()  # every input partition of the cluster
         self.done: set[str] = set()  # input partitions that ended, cluster-wide
@@ -159,6 +160,7 @@ class _ControlPartition(StatefulSourcePartition[Any, dict]):
         self.control = control
         if resume:
             control.state.update(resume)
+        control.started.set()
 
     def next_batch(self) -> list[Any]:
         control = self.control

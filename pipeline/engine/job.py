@@ -301,7 +301,9 @@ def _run_local_cluster(config: Config, source: Reader, replay: bool, workers: in
     from pipeline.engine.cluster import free_ports, run_cluster
 
     addresses = [f"127.0.0.1:{port}" for port in free_ports(processes)]
-    member = functools.partial(_local_member, config, source, replay, workers, serve_metrics, addresses)
+    # Config's detector tables are a class built at import, which pickle cannot name: send plain data.
+    member = functools.partial(_local_member, msgspec.to_builtins(config), source, replay, workers, serve_metrics,
+                               addresses)
     for counts, stopped_by, drained in run_cluster(member, processes):
         metrics.absorb(counts)
         outcome.stopped_by = outcome.stopped_by or stopped_by
@@ -309,10 +311,10 @@ def _run_local_cluster(config: Config, source: Reader, replay: bool, workers: in
     return metrics
 
 
-def _local_member(config: Config, source: Reader, replay: bool, workers: int, serve_metrics: bool,
+def _local_member(config_data: dict, source: Reader, replay: bool, workers: int, serve_metrics: bool,
                   addresses: list[str], process_id: int):
     """Process `process_id` of a cluster on this host (runs in the child): its counter totals come home."""
-    config = msgspec.structs.replace(config, cluster=ClusterConfig(process_id, addresses))
+    config = msgspec.convert({**config_data, "cluster": {"process_id": process_id, "addresses": addresses}}, Config)
     metrics, outcome = Metrics(), Outcome()
     run_process(config, source=source, replay=replay, workers=workers, serve_metrics=serve_metrics, progress=False,
                 metrics=metrics, outcome=outcome, port_offset=process_id)

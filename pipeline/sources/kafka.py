@@ -188,18 +188,19 @@ def _start_offsets(consumer: Consumer, tps: list[tuple[str, int]], resume: dict 
     return dict.fromkeys(names, OFFSET_BEGINNING), "beginning"
 
 
-def _committed(consumer: Consumer, tps: list[TopicPartition], attempts: int = 10) -> list[TopicPartition]:
+def _committed(consumer: Consumer, tps: list[TopicPartition]) -> list[TopicPartition]:
     """The group's committed offsets; retried while the broker sets up the group's coordinator."""
-    for attempt in range(attempts):
+    deadline = time.monotonic() + CLIENT_TIMEOUT_S
+    while True:
         try:
             return consumer.committed(tps, timeout=CLIENT_TIMEOUT_S)
         except KafkaException as err:
             error = err.args[0] if err.args else None
-            if attempt + 1 == attempts or not (hasattr(error, "retriable") and error.retriable()):
+            fatal = hasattr(error, "fatal") and error.fatal()
+            if fatal or time.monotonic() > deadline:
                 raise KafkaSetupError(f"reading the consumer group's offsets failed ({_text(err)}): check the "
                                       "brokers, and that the job may read its group (ACLs)") from None
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
+            time.sleep(0.5)
 
 
 def _text(err: KafkaException) -> str:
@@ -321,13 +322,30 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
             self._metrics.kafka_consumer_lag.labels(topic).set(behind)
 
     def _fetch(self) -> list[RawRecord]:
-        """Move what the consumer has into the per-partition buffers; errors come back as records."""
-        errors = []
-        now = int(time.time() * 1000)
+        """Move what the consumer has into the per-partition buffers; errors come back as records.
+
+        While a partition has nothing buffered, what librdkafka has already
+        fetched is drained further (up to `MAX_BUFFERED` batches): its records
+        may sit behind other partitions' in the client's queue, and it must
+        not look silent (see `_merge`) just because they do.
+        """
+        errors: list[RawRecord] = []
         wait = 0.0 if self._heads and self._starved_since is None else 0.005
-        messages = self._consumer.consume(self._batch, wait)
-        if messages:
-            reachability.reached()
+        for _ in range(self.MAX_BUFFERED):
+            messages = self._consumer.consume(self._batch, wait)
+            if messages:
+                reachability.reached()
+            self._absorb(messages, errors)
+            if len(messages) < self._batch or not self._dry():
+                break
+        return errors
+
+    def _dry(self) -> bool:
+        """Some partition has nothing buffered and is not at its end."""
+        return any(not b and i not in self._at_end for i, b in enumerate(self._buffers))
+
+    def _absorb(self, messages: list, errors: list[RawRecord]) -> None:
+        now = int(time.time() * 1000)
         for message in messages:
             error = message.error()
             i = self._index.get((message.topic(), message.partition()))
@@ -352,7 +370,6 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
             if len(buffer) > self.MAX_BUFFERED * self._batch and i not in self._paused:
                 self._consumer.pause([TopicPartition(message.topic(), message.partition())])
                 self._paused.add(i)
-        return errors
 
     def _merge(self, limit: int) -> list[RawRecord]:
         """Up to a batch of buffered records no newer than `limit`, oldest broker timestamp first.
@@ -362,7 +379,7 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
         until it answers, or until it has been silent for `MAX_WAIT_S`.
         """
         buffers, heads, at_end = self._buffers, self._heads, self._at_end
-        if not heads or self._starved(any(not b and i not in at_end for i, b in enumerate(buffers))):
+        if not heads or self._starved(self._dry()):
             return []
         out: list[RawRecord] = []
         while heads and len(out) < self._batch and heads[0][0] <= limit:

@@ -33,7 +33,7 @@ from bytewax.dataflow import Dataflow
 
 from pipeline.config import ClusterConfig, Config
 from pipeline.enforce.policy import load_policy
-from pipeline.errors import ConfigError
+from pipeline.errors import ClusterError, ConfigError
 from pipeline.logs import event
 from pipeline.sources.control import Control, Input, add_control
 from sinks.health import Health, serve
@@ -78,7 +78,7 @@ class Progress:
 class Outcome:
     """How a run ended, for its closing summary."""
 
-    stopped_by: str = ""  # the signal that stopped it; "" when its input ended
+    stopped_by: str = ""  # the signal that stopped it ("SIGTERM to process 1": another's); "" at the end of input
     drained_seconds: float = 0.0  # from the signal to the end of the drain
     process: str = ""  # "process 1 of 2" for one process of a cluster across hosts
 
@@ -87,8 +87,9 @@ def summary(metrics: Metrics, out_dir: str, seconds: float, outcome: Outcome | N
     """The closing summary of a run: what was read, what was found, where it is."""
     read = metrics.total(metrics.input_records)
     outcome = outcome or Outcome()
-    how = (f"stopped by {outcome.stopped_by} (drained in {outcome.drained_seconds:.1f} s)"
-           if outcome.stopped_by else "finished")
+    how = f"stopped by {outcome.stopped_by}" if outcome.stopped_by else "finished"
+    if outcome.drained_seconds:
+        how += f" (drained in {outcome.drained_seconds:.1f} s)"
     lines = [
         f"shopguard {how} in {seconds:.1f} s ({read / max(seconds, 1e-9):,.0f} events/s)"
         + (f", {outcome.process}" if outcome.process else ""),
@@ -253,7 +254,8 @@ def run_process(config: Config, *, source: Reader, replay: bool, workers: int, s
         tune_gc()
         server = _serve(metrics, health, config, port_offset) if serve_metrics else None
         try:
-            with held_rust_panics(), Progress(metrics) if progress else contextlib.nullcontext(), \
+            with held_rust_panics(), _peer_failures(cluster), \
+                    Progress(metrics) if progress else contextlib.nullcontext(), \
                     reload if reload is not None else contextlib.nullcontext():
                 cli_main(flow, workers_per_process=workers, epoch_interval=epoch, recovery_config=recovery,
                          **({"process_id": cluster.process_id, "addresses": list(cluster.addresses)}
@@ -262,10 +264,24 @@ def run_process(config: Config, *, source: Reader, replay: bool, workers: int, s
         finally:
             if server is not None:
                 server.shutdown()
-    outcome.stopped_by, outcome.drained_seconds = stop.signal, stop.drained_in
+    outcome.stopped_by = stop.signal or (control.stop_reason if control.stop.is_set() else "")
+    outcome.drained_seconds = stop.drained_in
     event(log, logging.INFO, "job ended", stopped_by=outcome.stopped_by or "end of input",
           drained_seconds=round(outcome.drained_seconds, 2))
     return metrics
+
+
+@contextlib.contextmanager
+def _peer_failures(cluster: ClusterConfig):
+    """A lost peer is an expected failure of a cluster process: one line that says what to do."""
+    try:
+        yield
+    except BaseException as err:  # Bytewax's communication threads panic (a BaseException) when a peer dies
+        if not cluster.addresses or "thread panic" not in str(err):
+            raise
+        raise ClusterError(f"process {cluster.process_id} of {cluster.processes} lost its connection to another "
+                           "process of the cluster (it stopped or died): start every process again; each resumes "
+                           "from its last snapshot") from None
 
 
 def _policy_reload(config: Config, control: Control, metrics: Metrics):

@@ -63,7 +63,7 @@ class GracefulStop:
         self.health.stopping = f"{name} received, draining"
         event(log, logging.INFO, "stopping: finishing the batch in flight, flushing sinks, taking a last snapshot "
               "(send the signal again to exit at once)", signal=name, grace_seconds=self.grace_seconds)
-        self.control.request_stop(f"{name} received")
+        self.control.request_stop(name)
         timer = threading.Timer(self.grace_seconds, self._exit, args=(
             f"did not drain within {self.grace_seconds:g} s of {name} ([job] stop_grace_seconds): exiting at once; "
             "the next start resumes from the last snapshot", 1))

@@ -146,7 +146,7 @@ class Control:
                 self.done.add(message.part)
                 self.frontiers[message.part] = INF
             elif isinstance(message, Stop) and not self.stop.is_set():
-                self.stop_reason = f"process {message.process_id}: {message.reason}"
+                self.stop_reason = f"{message.reason} to process {message.process_id}"
                 self.stop.set()
                 event(log, logging.INFO, "stopping: another process of the cluster stopped",
                       process=message.process_id, reason=message.reason)

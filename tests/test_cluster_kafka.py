@@ -22,7 +22,7 @@ from tests.kafka_fixture import KafkaTestBroker
 from tests.kafka_jobs import (
     BAD_BYTES, ids, input_topics, job_overrides, new_outputs, read_topic, run_in_process, start_job, toml, wait_for,
 )
-from tests.test_kafka_pipeline import summary_count
+from tests.service_jobs import summary_count
 
 pytestmark = pytest.mark.kafka
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pipeline.kafka import (
 from sinks.kafka import KafkaOutputSink, sink_partition_of
 from simulator import SimConfig, iter_events, labels
 from tests.kafka_fixture import KafkaTestBroker
+from tests.service_jobs import summary_count
 from tests.kafka_jobs import (
     BAD_BYTES, OUTPUT_KEYS, ROOT, SIM, ids, input_topics, job_overrides, new_outputs, read_topic, run_in_process,
     start_job, toml, wait_for,
@@ -150,13 +150,6 @@ def test_kill_9_at_any_point_and_restart_writes_every_output_exactly_once(kafka_
 
 
 # ---- SIGTERM and SIGINT: drain, summary, exit 0; the restart resumes exactly -------------------------
-
-
-def summary_count(log: str, what: str) -> int:
-    """A count from the closing summary (`  events read      12,345`)."""
-    match = re.search(rf"^  {what}\s+([\d,]+)", log, re.MULTILINE)
-    assert match, f"no `{what}` in the summary:\n{log[-2000:]}"
-    return int(match.group(1).replace(",", ""))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

@@ -59,7 +59,7 @@ class KafkaConfig(_Section):
     producer: dict[str, str]
     security: dict[str, str]
     commit_offsets: bool = True
-    read_ahead_ms: int = 5
+    read_ahead_seconds: float = 30.0
 
 
 class SourceConfig(_Section):

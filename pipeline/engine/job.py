@@ -35,7 +35,7 @@ from pipeline.config import ClusterConfig, Config
 from pipeline.enforce.policy import load_policy
 from pipeline.errors import ClusterError, ConfigError
 from pipeline.logs import event
-from pipeline.sources.control import Control, Input, add_control
+from pipeline.sources.control import Control, Input
 from sinks.health import Health, serve
 from sinks.metrics import Metrics
 
@@ -142,8 +142,6 @@ def read_kafka(config: Config, metrics: Metrics) -> Input:
 def build_job(config: Config, *, source: Reader, replay: bool, metrics: Metrics, control: Control | None = None,
               health: Health | None = None) -> Dataflow:
     """The dataflow for `config`: its source, the control channel, the shopguard steps, its sinks."""
-    import bytewax.operators as op
-
     from pipeline.engine.dataflow import JobContext, build_flow, write_to
     from sinks.files import JsonlDirSink
 
@@ -159,7 +157,7 @@ def build_job(config: Config, *, source: Reader, replay: bool, metrics: Metrics,
     else:
         # The caller prepared the folder (prepare_outputs): a process must not truncate what another wrote.
         write = write_to(JsonlDirSink(config.output.dir, fresh=False))
-    return build_flow(ctx, lambda flow: op.merge("inputs", read(flow), add_control(flow, control)), write)
+    return build_flow(ctx, lambda flow: read.add(flow, control), write)
 
 
 def prepare_outputs(config: Config) -> None:
@@ -253,6 +251,7 @@ def run_process(config: Config, *, source: Reader, replay: bool, workers: int, s
               recovery=config.recovery.dir or "off")
         tune_gc()
         server = _serve(metrics, health, config, port_offset) if serve_metrics else None
+        cpu, wall = time.process_time(), time.monotonic()
         try:
             with held_rust_panics(), _peer_failures(cluster), \
                     Progress(metrics) if progress else contextlib.nullcontext(), \
@@ -267,7 +266,8 @@ def run_process(config: Config, *, source: Reader, replay: bool, workers: int, s
     outcome.stopped_by = stop.signal or (control.stop_reason if control.stop.is_set() else "")
     outcome.drained_seconds = stop.drained_in
     event(log, logging.INFO, "job ended", stopped_by=outcome.stopped_by or "end of input",
-          drained_seconds=round(outcome.drained_seconds, 2))
+          drained_seconds=round(outcome.drained_seconds, 2), events=int(metrics.total(metrics.input_records)),
+          run_seconds=round(time.monotonic() - wall, 3), cpu_seconds=round(time.process_time() - cpu, 3))
     return metrics
 
 

@@ -22,6 +22,8 @@ What travels on it:
   ends the job.
 - `Frontier(part, ts)`: how far (broker time) a Kafka reader has read, so
   that no reader runs ahead of the slowest (`pipeline.sources.kafka`).
+  Readers emit these in their own output (`Input.news`), so they leave at
+  once rather than at the channel's next poll.
 
 Raw records `inject`ed (a `policy.changed` event) go into the job's input
 stream instead, decoded like any input. The channel also carries the state
@@ -49,7 +51,7 @@ from pipeline.sources.raw import RawRecord
 log = logging.getLogger("shopguard.control")
 
 INF = 2**62  # a frontier beyond any time: the reader has nothing older left
-POLL = timedelta(milliseconds=10)  # how often an idle control part looks for something to send
+POLL = timedelta(milliseconds=50)  # how often an idle control part looks for something to send
 STOP_POLL = timedelta(milliseconds=100)  # how late an input partition may notice a stop
 
 
@@ -214,12 +216,16 @@ class ControlSink(FixedPartitionedSink[Any, None]):
         return _ControlSinkPartition(self.control)
 
 
-def add_control(flow: Dataflow, control: Control) -> Stream[RawRecord]:
-    """Add the channel to `flow`; returns the raw records injected into the input (policy changes)."""
+def add_control(flow: Dataflow, control: Control, news: Stream | None = None) -> Stream[RawRecord]:
+    """Add the channel to `flow`, carrying also `news` (readers' frontiers, straight from their input step).
+
+    Returns the raw records injected into the input (policy changes).
+    """
     out = op.input("control_input", flow, ControlSource(control))
     split = op.branch("split_injected_records", out, lambda x: isinstance(x, RawRecord))
+    messages = split.falses if news is None else op.merge("control_messages", split.falses, news)
     every = range(control.processes)
-    copies = op.flat_map("control_to_every_process", split.falses, lambda m: [(part_name(i), m) for i in every])
+    copies = op.flat_map("control_to_every_process", messages, lambda m: [(part_name(i), m) for i in every])
     op.output("control_channel", copies, ControlSink(control))
     return split.trues
 
@@ -299,8 +305,10 @@ class Input:
     cluster, when processes list different ones (Kafka).
     """
 
-    def __init__(self, step_id: str, source: FixedPartitionedSource, parts: list[str] | None = None) -> None:
+    def __init__(self, step_id: str, source: FixedPartitionedSource, parts: list[str] | None = None,
+                 news: bool = False) -> None:
         self.step_id, self.source, self.parts = step_id, source, parts
+        self.news = news  # its output carries `Frontier`s for the control channel besides records
 
     def attach(self, control: Control, health: Any = None) -> None:
         """Stop when `control` says, report to `health`; the source's own `attach` and `finish` are called too."""
@@ -311,5 +319,14 @@ class Input:
             control.at_end.append(reader.finish)
         self.source = Stoppable(reader, control, parts=self.parts, health=health)
 
-    def __call__(self, flow: Dataflow) -> Stream[RawRecord]:
+    def __call__(self, flow: Dataflow) -> Stream[Any]:
         return op.input(self.step_id, flow, self.source)
+
+    def add(self, flow: Dataflow, control: Control) -> Stream[RawRecord]:
+        """This input and the control channel (carrying its news): the job's raw records."""
+        raw = self(flow)
+        news = None
+        if self.news:
+            split = op.branch("split_reader_news", raw, lambda x: type(x) is Frontier)
+            raw, news = split.falses, split.trues
+        return op.merge("inputs", raw, add_control(flow, control, news))

@@ -11,9 +11,10 @@ each topic (co-partitioned, as Kafka Streams requires), are read by one
 process. Within a process one consumer reads its partitions and merges them
 by broker timestamp (`KafkaInput`: why, in its docstring). Across
 processes the readers keep in step through the control channel: no reader
-emits a record more than `[kafka] read_ahead_ms` of broker time past the
-slowest reader's position, so one process catching up on a backlog does not
-make another's events late.
+emits a record more than `[kafka] read_ahead_seconds` of event time past the
+slowest reader's position (converted to broker time from the stream's own
+pace, `Pace`), so one process catching up on a backlog does not make
+another's events late.
 
 Each message becomes a `RawRecord` (origin `topic/partition`, position the
 offset, the broker's timestamp); a consumer error about a partition becomes
@@ -41,6 +42,7 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import (
     OFFSET_BEGINNING, TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, TopicPartition,
@@ -71,8 +73,8 @@ def read_kafka(config: Config, metrics: Metrics | None = None) -> Input:
     preflight(settings, kafka.input_topics)
     source = KafkaInput(settings, list(kafka.input_topics), batch_size=config.job.batch_size, metrics=metrics,
                         process_id=cluster.process_id, processes=cluster.processes,
-                        commit=kafka.commit_offsets, read_ahead_ms=kafka.read_ahead_ms)
-    return Input("read_kafka", source, parts=source.cluster_parts())
+                        commit=kafka.commit_offsets, read_ahead_ms=int(kafka.read_ahead_seconds * 1000))
+    return Input("read_kafka", source, parts=source.cluster_parts(), news=cluster.processes > 1)
 
 
 def part_key(process_id: int, processes: int) -> str:
@@ -95,7 +97,7 @@ class KafkaInput(FixedPartitionedSource[RawRecord, dict]):
     by the broker timestamp, as Kafka Streams does within a task, gives
     every shard its events in the order they were produced, on any number
     of workers; between processes the control channel keeps the readers
-    within `read_ahead_ms` of each other. Decoding and detection spread over
+    within `read_ahead_ms` (event time) of each other. Decoding and detection spread over
     all workers (the detect steps are keyed); one reader moves about
     110,000 messages a second on the busy 2-core dev machine, several times
     what the detectors of one process take.
@@ -106,7 +108,7 @@ class KafkaInput(FixedPartitionedSource[RawRecord, dict]):
 
     def __init__(self, settings: dict[str, str], topics: list[str], *, batch_size: int = 1000,
                  metrics: Metrics | None = None, process_id: int = 0, processes: int = 1, commit: bool = True,
-                 read_ahead_ms: int = 5) -> None:
+                 read_ahead_ms: int = 30_000) -> None:
         self.metrics = metrics
         self.settings = dict(settings)
         self.stop_at_end = str(self.settings.pop("enable.partition.eof", "false")).lower() == "true"
@@ -223,7 +225,11 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
     MAX_BUFFERED = 20  # batches buffered per topic-partition before it is paused
     MAX_WAIT_S = 0.5  # how long to hold everything back for a partition that does not answer
     FIRST_FETCH_S = 5.0  # ... and for its first answer, when the reader starts
-    HELD_POLL = timedelta(milliseconds=5)  # how often a reader held back looks again
+    # How soon a reader that had nothing to emit looks again: at the end of its partitions, or held
+    # back (for the other processes' news) or starved. Each look costs a step of the whole dataflow;
+    # Bytewax's default (1 ms) kept an idle process of a cluster at 10-20% of a core.
+    AT_END_POLL = timedelta(milliseconds=50)
+    WAITING_POLL = timedelta(milliseconds=20)
     LAG_EVERY_S = 1.0
 
     def __init__(self, consumer: Consumer, tps: list[tuple[str, int]], start: dict[str, int], source: KafkaInput,
@@ -250,21 +256,24 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
         self._held_since: float | None = None
         self._held_s = 0.0  # time spent waiting for slower processes (logged at the end)
         self._committable: dict[str, int] = {}  # the previous snapshot: durable once the next is taken
+        self._pace = Pace()
+        self._idle = False
         consumer.assign([TopicPartition(t, p, self._next[i]) for i, (t, p) in enumerate(tps)])
 
-    def next_batch(self) -> list[RawRecord]:
+    def next_batch(self) -> list[Any]:
         errors = self._fetch()
         out = self._merge(self._limit())
-        self._post_frontier()
         if self._metrics is not None and time.monotonic() - self._lag_at >= self.LAG_EVERY_S:
             self._report_lag()
         if errors:
             out = errors + out
-        if not out and self._stop_at_end and len(self._at_end) == len(self._buffers) and not self._heads:
+        self._idle = not out
+        news = self._frontier_news()
+        if not out and not news and self._stop_at_end and len(self._at_end) == len(self._buffers) and not self._heads:
             if self._metrics is not None:
                 self._report_lag()  # the final word: everything read
             raise StopIteration
-        return out
+        return news + out
 
     def waiting(self) -> bool:
         """Input is waiting to be read: something buffered, or a partition not read to its end."""
@@ -283,7 +292,7 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
         # Also no more than read-ahead past this reader's own position per batch: a batch in flight
         # to other processes' shards is ahead of what they know, by as much as it spans.
         own = self._heads[0][0] if self._heads else INF
-        return min(others, own) + self._source.read_ahead_ms
+        return min(others, own) + self._pace.broker_ms(self._source.read_ahead_ms)
 
     def _frontier(self) -> int:
         """Broker time below which this reader has nothing left to emit (INF: at the end of everything)."""
@@ -296,14 +305,16 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
                 frontier = min(frontier, self._last_ts[i])  # its next record is not known yet
         return frontier
 
-    def _post_frontier(self) -> None:
+    def _frontier_news(self) -> list[Frontier]:
+        """This reader's new frontier, when it moved: it leaves with the batch, for the control channel."""
         control = self._source.control
         if control is None or control.processes == 1:
-            return
+            return []
         frontier = self._frontier()
-        if frontier != self._reported:
-            self._reported = frontier
-            control.post(Frontier(self._key, frontier))
+        if frontier == self._reported:
+            return []
+        self._reported = frontier
+        return [Frontier(self._key, frontier)]
 
     # -- reading and merging -----------------------------------------------------------------------
 
@@ -387,6 +398,7 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
             buffer = buffers[i]
             record = buffer.popleft()
             out.append(record)
+            self._pace.see(record)
             self._next[i] = record.position + 1
             self._last_ts[i] = record.received_ms
             if i in self._paused and len(buffer) < self._batch:
@@ -411,9 +423,10 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
             self._held_since = None
 
     def next_awake(self) -> datetime | None:
-        if self._held_since is not None:  # waiting for the other processes: their news comes by the channel
-            return datetime.now(timezone.utc) + self.HELD_POLL
-        return None
+        if not self._idle:
+            return None
+        at_end = not self._heads and len(self._at_end) == len(self._buffers)
+        return datetime.now(timezone.utc) + (self.AT_END_POLL if at_end else self.WAITING_POLL)
 
     def _starved(self, starved: bool) -> bool:
         """Whether to hold back: a partition is starved and has not been silent for long."""
@@ -438,8 +451,67 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
         self._held(False)
         if self._held_s >= 1.0:
             event(log, logging.INFO, "waited for slower processes of the cluster", part=self._key,
-                  seconds=round(self._held_s, 1), read_ahead_ms=self._source.read_ahead_ms)
+                  seconds=round(self._held_s, 1), read_ahead_seconds=self._source.read_ahead_ms / 1000)
         self._consumer.close()
+
+
+class _EventTime(msgspec.Struct):
+    ts: int
+
+
+class Pace:
+    """How much event time a millisecond of this stream's broker time holds, from a sample of its records.
+
+    Live, producers stamp events as they happen (about 1 ms per ms); a
+    backlog produced in bulk can hold minutes of event time in one ms.
+    Medians at both ends of a window of samples keep a hostile `ts` from
+    moving it.
+
+    >>> pace = Pace()
+    >>> for i in range(600):  # 100 ms of event time per ms of broker time
+    ...     pace.see(RawRecord(b'{"ts": %d}' % (i * 1000), "t/0", i, i * 10))
+    >>> pace.broker_ms(30_000), Pace().broker_ms(30_000)
+    (300, 1)
+    """
+
+    EVERY = 8  # sample one record in this many
+    WINDOW = 64
+    ENDS = 8  # samples whose medians mark each end of the window
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[int, int]] = deque(maxlen=self.WINDOW)
+        self.seen = 0
+
+    def see(self, record: RawRecord) -> None:
+        self.seen += 1
+        if self.seen % self.EVERY:
+            return
+        try:
+            self.samples.append((record.received_ms, _event_time(record.raw).ts))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass  # not an event: the decode step dead-letters it
+
+    def broker_ms(self, event_ms: int) -> int:
+        """`event_ms` of event time as broker time (at least 1 ms; 1 ms until the stream's pace is known)."""
+        if len(self.samples) < 2 * self.ENDS:
+            return 1
+        samples = list(self.samples)
+        first, last = samples[: self.ENDS], samples[-self.ENDS:]
+        broker = _median(s[0] for s in last) - _median(s[0] for s in first)
+        event = _median(s[1] for s in last) - _median(s[1] for s in first)
+        if broker <= 0:
+            return 1
+        if event <= 0:
+            return event_ms
+        return max(1, min(event_ms, event_ms * broker // event))
+
+
+def _median(values) -> int:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+_event_time = msgspec.json.Decoder(_EventTime).decode
 
 
 def _error_record(message: Any, error: KafkaError, now: int) -> RawRecord:

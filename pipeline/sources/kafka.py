@@ -223,13 +223,15 @@ def _commit(consumer: Consumer, positions: dict[str, int], *, asynchronous: bool
 
 class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
     MAX_BUFFERED = 20  # batches buffered per topic-partition before it is paused
-    MAX_WAIT_S = 0.5  # how long to hold everything back for a partition that does not answer
+    # How long to hold everything back for a partition that does not answer (a broker on a busy
+    # machine can take more than a second): past this, the merge goes on without it.
+    MAX_WAIT_S = 5.0
     FIRST_FETCH_S = 5.0  # ... and for its first answer, when the reader starts
     # How soon a reader that had nothing to emit looks again: at the end of its partitions, or held
     # back (for the other processes' news) or starved. Each look costs a step of the whole dataflow;
     # Bytewax's default (1 ms) kept an idle process of a cluster at 10-20% of a core.
     AT_END_POLL = timedelta(milliseconds=50)
-    WAITING_POLL = timedelta(milliseconds=20)
+    WAITING_POLL = timedelta(milliseconds=5)
     LAG_EVERY_S = 1.0
 
     def __init__(self, consumer: Consumer, tps: list[tuple[str, int]], start: dict[str, int], source: KafkaInput,
@@ -376,6 +378,7 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
             if not buffer:
                 heapq.heappush(self._heads, (record.received_ms, i))
             buffer.append(record)
+            self._pace.see(record)  # as fetched: the pace is known before the first batch leaves
             self._at_end.discard(i)
             self._dry_since.pop(i, None)
             if len(buffer) > self.MAX_BUFFERED * self._batch and i not in self._paused:
@@ -398,7 +401,6 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
             buffer = buffers[i]
             record = buffer.popleft()
             out.append(record)
-            self._pace.see(record)
             self._next[i] = record.position + 1
             self._last_ts[i] = record.received_ms
             if i in self._paused and len(buffer) < self._batch:

@@ -440,9 +440,11 @@ def publish_stamped(events: Iterator[dict], settings: dict, prefix: str) -> None
     from simulator.loadgen import actor_key
 
     producer = Producer({**settings, "linger.ms": "20", "acks": "all"})
-    encode, arrival = msgspec_encoder(), 0
+    encode, arrival = msgspec_encoder(), None
     for event in events:
-        arrival = max(arrival, event["ts"])
+        # The newest event time so far, but a minute at most past the last stamp: a future-dated
+        # (hostile) event must not stamp everything after it with its time.
+        arrival = event["ts"] if arrival is None else max(arrival, min(event["ts"], arrival + 60_000))
         while True:
             try:
                 producer.produce(prefix + TOPIC_OF_TYPE[event["type"]], encode(event), actor_key(event),

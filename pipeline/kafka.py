@@ -160,6 +160,17 @@ def _silent(settings: Mapping[str, Any]) -> dict[str, Any]:
     return {**settings, "logger": silent}
 
 
+def topic_partitions(client: Any, topics: Iterable[str], kind: str) -> dict[str, list[int]]:
+    """Each topic's partition numbers, sorted (`kind`: "input" or "output", for the error)."""
+    found = {}
+    for topic in topics:
+        metadata = client.list_topics(topic, timeout=CLIENT_TIMEOUT_S).topics[topic]
+        if metadata.error is not None:
+            raise KafkaSetupError(f"{kind} topic {topic}: {metadata.error.str()}")
+        found[topic] = sorted(metadata.partitions)
+    return found
+
+
 # ---- pre-flight ---------------------------------------------------------------------
 
 

@@ -22,18 +22,23 @@ def fail(message: str) -> int:
     return 2
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+def _number(kind: type, text: str, ok: Callable[[Any], bool], rule: str):
+    value = kind(text)
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 1, "1 or more")
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
-    return value
+    return _number(float, text, lambda v: v > 0, "greater than 0")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 0, "0 or more")
 
 
 def address_list(text: str) -> list[str]:
@@ -46,13 +51,6 @@ def address_list(text: str) -> list[str]:
     if not addresses:
         raise argparse.ArgumentTypeError("give host:port of every process, comma-separated")
     return addresses
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def add_log_options(parser: argparse.ArgumentParser) -> None:

@@ -49,7 +49,9 @@ from confluent_kafka import (
 )
 
 from pipeline.config import Config
-from pipeline.kafka import CLIENT_TIMEOUT_S, KafkaSetupError, consumer_settings, preflight, quiet, reachability
+from pipeline.kafka import (
+    CLIENT_TIMEOUT_S, KafkaSetupError, consumer_settings, preflight, quiet, reachability, topic_partitions,
+)
 from pipeline.logs import event
 from pipeline.sources.control import INF, Control, Frontier, Input
 from pipeline.sources.raw import RawRecord
@@ -154,13 +156,10 @@ class KafkaInput(FixedPartitionedSource[RawRecord, dict]):
 
     def _my_partitions(self, consumer: Consumer) -> list[tuple[str, int]]:
         tps = []
-        for topic in self.topics:
-            metadata = consumer.list_topics(topic, timeout=CLIENT_TIMEOUT_S).topics[topic]
-            if metadata.error is not None:
-                raise KafkaSetupError(f"input topic {topic}: {metadata.error.str()}")
-            mine = [p for p in sorted(metadata.partitions) if p % self.processes == self.process_id]
+        for topic, partitions in topic_partitions(consumer, self.topics, "input").items():
+            mine = [p for p in partitions if p % self.processes == self.process_id]
             if not mine:
-                event(log, logging.WARNING, f"topic {topic} has {len(metadata.partitions)} partitions for "
+                event(log, logging.WARNING, f"topic {topic} has {len(partitions)} partitions for "
                       f"{self.processes} processes: this one reads none of it; give it at least "
                       f"{self.processes} partitions", topic=topic, process=self.process_id)
             tps += [(topic, p) for p in mine]
@@ -260,6 +259,8 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
         self._committable: dict[str, int] = {}  # the previous snapshot: durable once the next is taken
         self._pace = Pace()
         self._idle = False
+        self._epochs = 0  # snapshots taken: Bytewax snapshots a source partition at the end of each epoch
+        self._errors_logged: set[tuple[str, int]] = set()
         consumer.assign([TopicPartition(t, p, self._next[i]) for i, (t, p) in enumerate(tps)])
 
     def next_batch(self) -> list[Any]:
@@ -369,7 +370,7 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
                     self._at_end.add(i)
                     self._dry_since.pop(i, None)
                 else:
-                    errors.append(_error_record(message, error, now))
+                    errors.append(self._error(message, error, now))
                 continue
             kind, ts = message.timestamp()
             record = RawRecord(message.value() or b"", self._names[i], message.offset(),
@@ -440,12 +441,25 @@ class _MergedPartition(StatefulSourcePartition[RawRecord, dict]):
             self._starved_since = now
         return now - self._starved_since < self.MAX_WAIT_S
 
+    def _error(self, message: Any, error: KafkaError, now: int) -> RawRecord:
+        """A consumer error about a partition: a dead letter, logged once per partition and kind."""
+        record = _error_record(message, error, now)
+        if (record.origin, error.code()) not in self._errors_logged:
+            self._errors_logged.add((record.origin, error.code()))
+            event(log, logging.WARNING, f"Kafka consumer error, dead-lettered: {error.str()} (further ones of this "
+                  "partition are counted, not logged)", source=record.origin, offset=record.position,
+                  error_class=error.name())
+        return record
+
     # -- snapshots and the consumer group ----------------------------------------------------------
 
     def snapshot(self) -> dict[str, int]:
         positions = dict(zip(self._names, self._next))
+        self._epochs += 1
         if self._source.commit and self._committable:
             _commit(self._consumer, self._committable, asynchronous=True)  # the previous snapshot is durable now
+            event(log, logging.DEBUG, "offsets of the previous snapshot committed to the consumer group",
+                  part=self._key, epoch=self._epochs, group=self._source.group())
         self._committable = self._source.positions = positions
         return positions
 

@@ -1,7 +1,7 @@
 """Stopping `shopguard run` like a service: SIGTERM and SIGINT drain it, a second signal or the grace period ends it.
 
-The job reads a file of ~150,000 simulated events with recovery on; each
-signal comes once it has written its first violations. The restart
+The job reads a file of ~100,000 simulated events with recovery on; each
+signal comes once it has read 10,000 of them (its metrics say so). The restart
 resumes from the last snapshot, and the two runs together write exactly
 what one uninterrupted run writes.
 """
@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 import signal
 import time
+import urllib.request
 
 import msgspec
 import pytest
 
+from pipeline.engine.cluster import free_ports
 from simulator import SimConfig, iter_events
 from tests.service_jobs import lines, start_run, summary_count, wait_until
 
@@ -32,8 +34,27 @@ def events(tmp_path_factory):
     return path
 
 
-def file_job(events, out, *args):
-    return ["--source", "file", "--events", str(events), "--out", str(out), "--metrics-port", "0", *args]
+def file_job(events, out, *args, port: int = 0):
+    return ["--source", "file", "--events", str(events), "--out", str(out), "--metrics-port", str(port), *args]
+
+
+def records_read(port: int) -> float:
+    """`shopguard_input_records_total` of the job serving metrics on `port` (0 before it serves)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("shopguard_input_records_total{"))
+
+
+def start_and_wait_for_progress(log_path, events, out, *args):
+    """Start a file job and wait until it has read a tenth of the file: a signal then comes mid-stream."""
+    (port,) = free_ports(1)
+    job = start_run(log_path, *file_job(events, out, *args, port=port))
+    wait_until(lambda: records_read(port) >= 10_000, job, "10,000 records read")
+    return job
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +71,7 @@ def uninterrupted(events, tmp_path_factory):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_drains_the_job_and_the_restart_resumes_exactly(events, uninterrupted, tmp_path, signum):
     out, recovery = tmp_path / "out", str(tmp_path / "recovery")
-    job = start_run(tmp_path / "stopped.log", *file_job(events, out, "--recovery-dir", recovery))
-    wait_until(lambda: lines(out / "violations.jsonl"), job, "a first violation")
+    job = start_and_wait_for_progress(tmp_path / "stopped.log", events, out, "--recovery-dir", recovery)
     job.send_signal(signum)
     assert job.wait(timeout=60) == 0, job.log()[-3000:]
     stopped = job.log()
@@ -71,9 +91,8 @@ def test_a_signal_drains_the_job_and_the_restart_resumes_exactly(events, uninter
 
 
 def test_a_second_signal_exits_at_once_with_one_line(events, tmp_path):
-    out = tmp_path / "out"
-    job = start_run(tmp_path / "run.log", *file_job(events, out, "--recovery-dir", str(tmp_path / "recovery")))
-    wait_until(lambda: lines(out / "violations.jsonl"), job, "a first violation")
+    job = start_and_wait_for_progress(tmp_path / "run.log", events, tmp_path / "out", "--recovery-dir",
+                                      str(tmp_path / "recovery"))
     job.send_signal(signal.SIGTERM)
     job.send_signal(signal.SIGINT)  # another signal, so the two are not merged into one
     started = time.monotonic()
@@ -89,9 +108,7 @@ def test_a_second_signal_exits_at_once_with_one_line(events, tmp_path):
 
 
 def test_a_drain_longer_than_the_grace_period_exits_with_one_line(events, tmp_path):
-    out = tmp_path / "out"
-    job = start_run(tmp_path / "run.log", *file_job(events, out, "--stop-grace-seconds", "0.001"))
-    wait_until(lambda: lines(out / "violations.jsonl"), job, "a first violation")
+    job = start_and_wait_for_progress(tmp_path / "run.log", events, tmp_path / "out", "--stop-grace-seconds", "0.001")
     job.send_signal(signal.SIGTERM)
     assert job.wait(timeout=30) == 1
     assert "did not drain within 0.001 s of SIGTERM ([job] stop_grace_seconds): exiting at once" in job.log()

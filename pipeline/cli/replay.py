@@ -15,7 +15,7 @@ from pipeline.logs import setup_logging
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from pipeline.engine.job import read_file, run_job, summary
+    from pipeline.engine.job import Outcome, read_file, run_job, summary
 
     overrides = {**config_overrides(args), "source": {"kind": "file", "file": {"path": args.events}}}
     config = load(args.config, overrides)
@@ -24,10 +24,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return fail(f"{args.events}: no such events file; give an NDJSON file or - for stdin")
     load_job_code()
     started = time.monotonic()
-    metrics = run_job(config, source=read_file, replay=True, workers=args.workers,
-                      processes=args.processes, serve_metrics=False, progress=args.progress)
+    outcome = Outcome()
+    metrics = run_job(config, source=read_file, replay=True, workers=args.workers, processes=args.processes,
+                      serve_metrics=False, progress=args.progress, outcome=outcome)
     metrics.write_textfile(str(Path(config.output.dir) / "metrics.prom"))
-    print(summary(metrics, config.output.dir, time.monotonic() - started), file=sys.stderr)
+    print(summary(metrics, config.output.dir, time.monotonic() - started, outcome), file=sys.stderr)
     return 0
 
 

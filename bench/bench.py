@@ -179,9 +179,12 @@ def job_overrides(spec: dict) -> dict:
     overrides = {"source": {"kind": "file", "file": {"path": spec["events"]}},
                  "output": {"kind": "files", "dir": spec["out"]}, "metrics": {"port": 0}}
     if spec.get("kafka"):
+        import uuid
+
         overrides["source"] = {"kind": "kafka"}
         overrides["kafka"] = {"brokers": spec["kafka"].split(","), "input_topics": spec["topics"],
-                              "consumer": {"enable.partition.eof": "true"}}
+                              "consumer": {"enable.partition.eof": "true",  # to the end, from the start:
+                                           "group.id": f"bench-{uuid.uuid4().hex[:12]}"}}  # a group of its own
     return overrides
 
 
@@ -277,35 +280,35 @@ def run_job_once(spec: dict) -> dict:
     return timer.result(figures.pop("events"), **figures)
 
 
-def cluster_process(spec: dict, process_id: int):
+def cluster_member(spec: dict, addresses: list[str], process_id: int) -> dict:
     """One process of the 2-process job (module level, so `spawn` can pickle it by reference)."""
+    import pipeline.engine.dataflow  # noqa: F401  (imported before the clock starts, as in run_job_once)
+    import pipeline.sources.files  # noqa: F401
+    import sinks.files  # noqa: F401
     from pipeline.config import load
-    from pipeline.engine.job import build_job, read_file
+    from pipeline.engine.job import Outcome, read_file, run_process
     from sinks.metrics import Metrics
 
+    config = load(None, {**job_overrides(spec), "cluster": {"process_id": process_id, "addresses": addresses}})
     metrics = Metrics()
-    flow = build_job(load(None, job_overrides(spec)), source=read_file, replay=True, metrics=metrics)
     start = {"rss_kb": memory_kb("VmRSS"), "cpu": cpu_seconds(), "wall": time.time()}
-
-    def finish() -> dict:
-        return {"start_wall": start["wall"], "end_wall": time.time(), "cpu_s": cpu_seconds() - start["cpu"],
-                "start_rss_kb": start["rss_kb"], "peak_rss_kb": memory_kb("VmHWM"), **job_figures(metrics)}
-
-    return flow, finish
+    run_process(config, source=read_file, replay=True, workers=1, serve_metrics=False, progress=False,
+                metrics=metrics, outcome=Outcome())
+    return {"start_wall": start["wall"], "end_wall": time.time(), "cpu_s": cpu_seconds() - start["cpu"],
+            "start_rss_kb": start["rss_kb"], "peak_rss_kb": memory_kb("VmHWM"), **job_figures(metrics)}
 
 
 def run_cluster_job(spec: dict) -> dict:
     """The job on `spec["processes"]` processes of one worker each, as one Bytewax cluster."""
     import functools
-    from datetime import timedelta
 
-    from pipeline.engine.cluster import run_cluster
     from pipeline.config import load
+    from pipeline.engine.cluster import free_ports, run_cluster
     from pipeline.engine.job import prepare_outputs
 
     prepare_outputs(load(None, job_overrides(spec)))
-    parts = run_cluster(functools.partial(cluster_process, spec), processes=spec["processes"], workers=1,
-                        epoch_interval=timedelta(hours=1))
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(spec["processes"])]
+    parts = run_cluster(functools.partial(cluster_member, spec, addresses), spec["processes"])
     buckets: dict[str, float] = {}
     for part in parts:
         for le, n in part["latency_buckets"].items():
@@ -424,8 +427,13 @@ def quantile(buckets: dict[str, float], q: float) -> float | None:
     return lower
 
 
-def publish_to_kafka(bootstrap: str, stream: Stream) -> list[str]:
-    """Fresh input topics on the broker, filled with the stream's lines; returns the topic names."""
+def publish_to_kafka(bootstrap: str, stream: Stream, partitions: int = 3, stamped: bool = False) -> list[str]:
+    """Fresh input topics on the broker, filled with the stream's lines; returns the topic names.
+
+    `stamped`: each message's timestamp is its event's arrival time (the
+    newest event time so far, in the stream's arrival order), not the time
+    this script produced it.
+    """
     import uuid
 
     import msgspec
@@ -439,16 +447,50 @@ def publish_to_kafka(bootstrap: str, stream: Stream) -> list[str]:
     topics = [prefix + t for t in TOPICS]
     admin = AdminClient(settings)  # kept until the futures are done: dropping it cancels them
     try:
-        futures = admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1) for t in topics],
+        futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics],
                                       request_timeout=30)
         for future in futures.values():
             future.result(60)
         decode = msgspec.json.Decoder().decode
         with stream.path.open("rb") as lines:
-            publish((decode(line) for line in lines if line.strip()), settings, topic_prefix=prefix)
+            events = (decode(line) for line in lines if line.strip())
+            if stamped:
+                publish_stamped(events, settings, prefix)
+            else:
+                publish(events, settings, topic_prefix=prefix)
     except Exception as err:  # librdkafka's errors, setup errors: one line, then stop
         raise RunFailed(f"Kafka at {bootstrap}: {err}") from None
     return topics
+
+
+def publish_stamped(events: Iterator[dict], settings: dict, prefix: str) -> None:
+    """Publish with the arrival time as each message's timestamp (what `simulate --to-kafka` would stamp live)."""
+    from confluent_kafka import Producer
+
+    from pipeline.contract.events import TOPIC_OF_TYPE
+    from simulator.loadgen import actor_key
+
+    producer = Producer({**settings, "linger.ms": "20", "acks": "all"})
+    encode, arrival = msgspec_encoder(), None
+    for event in events:
+        # The newest event time so far, but a minute at most past the last stamp: a future-dated
+        # (hostile) event must not stamp everything after it with its time.
+        arrival = event["ts"] if arrival is None else max(arrival, min(event["ts"], arrival + 60_000))
+        while True:
+            try:
+                producer.produce(prefix + TOPIC_OF_TYPE[event["type"]], encode(event), actor_key(event),
+                                 timestamp=arrival)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(60):
+        raise RunFailed("the stamped stream was not all acknowledged")
+
+
+def msgspec_encoder():
+    import msgspec
+
+    return msgspec.json.Encoder().encode
 
 
 def delete_topics(bootstrap: str, topics: list[str]) -> None:
@@ -483,6 +525,148 @@ def machine() -> dict:
     return {"nproc": os.cpu_count(), "cpu": model, "ram_gb": round(mem_kb / 1024 / 1024, 1),
             "python": platform.python_version(), "bytewax": version("bytewax"),
             "loadavg": [round(x, 2) for x in os.getloadavg()], "date": date.today().isoformat(), "commit": commit}
+
+
+# ---- scale-out: separate `shopguard run --process-id` commands on loopback ------------------------
+
+SCALE_OUT_PROCESSES = (1, 2, 4)
+SCALE_OUT_PARTITIONS = 4
+TARGET_TWO_PROCESSES_PER_CPU = 0.85  # issue 16: 2 processes keep >= 0.85x of one process's events per CPU-second
+
+
+SCALE_OUT_VARIANTS = {
+    "bulk": "published as fast as the broker takes it: minutes of event time per ms of broker time (worst case)",
+    "stamped": "each message stamped with its event's arrival time, as a live producer would (a backlog "
+               "caught up after downtime)",
+}
+
+
+def scale_out(bootstrap: str, stream: Stream, work: Path, repeat: int, say, read_ahead: float | None = None) -> dict:
+    """The scale-out figures on each way of producing the stream (`SCALE_OUT_VARIANTS`)."""
+    variants = {name: scale_out_on(bootstrap, stream, work / name, repeat, say, read_ahead, stamped=name == "stamped")
+                for name in SCALE_OUT_VARIANTS}
+    return {"partitions": SCALE_OUT_PARTITIONS, "variants": variants,
+            "ok": all(v["ok"] for v in variants.values())}
+
+
+def scale_out_on(bootstrap: str, stream: Stream, work: Path, repeat: int, say, read_ahead: float | None, *,
+                 stamped: bool) -> dict:
+    """Events per CPU-second of 1, 2 and 4 processes, each started as its own command, on one Kafka topic set.
+
+    The stream is published once to fresh topics of `SCALE_OUT_PARTITIONS`
+    partitions; each run reads them from the start in a consumer group of
+    its own and writes JSONL outputs. CPU seconds are each process's own
+    (`job ended` log line: the dataflow's run, start-up and imports left
+    out), summed; the violation ids must be the same set on every run.
+    """
+    say(f"  publishing the stream ({'stamped' if stamped else 'bulk'}) to {SCALE_OUT_PARTITIONS}-partition topics "
+        f"at {bootstrap} ...")
+    topics = publish_to_kafka(bootstrap, stream, partitions=SCALE_OUT_PARTITIONS, stamped=stamped)
+    try:
+        runs = {}
+        for n in SCALE_OUT_PROCESSES:
+            say(f"  {n} process{'es' if n > 1 else ''} as separate commands ...")
+            tries = [separate_commands(bootstrap, topics, n, work / f"scale-{n}p-{k}", read_ahead)
+                     for k in range(repeat)]
+            for result in tries:
+                if result["events"] != stream.events:
+                    raise RunFailed(f"{n} processes read {result['events']:,} events, the stream has "
+                                    f"{stream.events:,}")
+            runs[n] = max(tries, key=lambda r: r["events_per_cpu_s"])
+    finally:
+        delete_topics(bootstrap, topics)
+    one, found = runs[1], {n: run.pop("violations") for n, run in runs.items()}
+    for n, run in runs.items():
+        run["vs_one_per_cpu"] = run["events_per_cpu_s"] / one["events_per_cpu_s"]
+        run["same_violations"] = found[n] == found[1]
+        run["violations"] = len(found[n])
+    return {"runs": runs, "ok": runs[2]["vs_one_per_cpu"] >= TARGET_TWO_PROCESSES_PER_CPU
+            and all(r["same_violations"] for r in runs.values())}
+
+
+def separate_commands(bootstrap: str, topics: list[str], processes: int, folder: Path,
+                      read_ahead: float | None = None) -> dict:
+    """One cluster of `processes` `shopguard run` commands (the way hosts would start them); its figures."""
+    import uuid
+
+    from pipeline.engine.cluster import free_ports
+
+    folder.mkdir(parents=True)
+    config = folder / "job.toml"
+    config.write_text(
+        f'[source]\nkind = "kafka"\n[output]\nkind = "files"\ndir = "{folder / "out"}"\n[metrics]\nport = 0\n'
+        f"[kafka]\nbrokers = {json.dumps(bootstrap.split(','))}\ninput_topics = {json.dumps(topics)}\n"
+        + (f"read_ahead_seconds = {read_ahead}\n" if read_ahead is not None else "") +
+        f'[kafka.consumer]\n"enable.partition.eof" = "true"\n"group.id" = "bench-{uuid.uuid4().hex[:12]}"\n')
+    addresses = ",".join(f"127.0.0.1:{port}" for port in free_ports(processes))
+    place = (lambda i: ["--process-id", str(i), "--addresses", addresses]) if processes > 1 else (lambda i: [])
+    logs = [folder / f"process-{i}.log" for i in range(processes)]
+    jobs = []
+    for i, log in enumerate(logs):
+        with open(log, "wb") as f:
+            jobs.append(subprocess.Popen([sys.executable, "-m", "pipeline.cli.main", "run", "--config", str(config),
+                                          "--log-format", "json", "-q", *place(i)], cwd=ROOT, stdout=f,
+                                         stderr=subprocess.STDOUT))
+    for job, log in zip(jobs, logs):
+        if job.wait() != 0:
+            raise RunFailed(f"{processes} processes: {log.name} exited {job.returncode}\n{log.read_text()[-3000:]}")
+    ended, waited, late = [], 0.0, 0
+    for log in logs:
+        for line in log.read_text().splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                if record["msg"] == "job ended":
+                    ended.append(record)
+                elif record["msg"] == "waited for slower processes of the cluster":
+                    waited += record["seconds"]
+            elif line.startswith("  late events"):
+                late += int(line.split()[-1].replace(",", ""))
+    violations = {json.loads(line)["violation_id"] for line in (folder / "out" / "violations.jsonl").open()}
+    events, cpu = sum(r["events"] for r in ended), sum(r["cpu_seconds"] for r in ended)
+    wall = max(r["run_seconds"] for r in ended)
+    return {"processes": processes, "events": events, "cpu_s": cpu, "wall_s": wall,
+            "events_per_cpu_s": events / max(cpu, 1e-9), "events_per_s": events / max(wall, 1e-9),
+            "late_events": late, "waited_s": waited, "violations": violations}
+
+
+def start_broker(work: Path, say):
+    """A broker of our own (scripts/kafka_broker.py: KRaft, jars from Maven Central), for --scale-out."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("shopguard_kafka_broker", ROOT / "scripts" / "kafka_broker.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    say("  starting a Kafka broker (scripts/kafka_broker.py) ...")
+    try:
+        return module.start_broker(work / "kafka")
+    except module.KafkaBrokerError as err:
+        raise RunFailed(f"cannot start a Kafka broker: {err} (or give --kafka BOOTSTRAP)") from None
+
+
+def scale_out_report(result: dict) -> str:
+    lines = ["", f"scale-out: separate `shopguard run --process-id I --addresses ...` commands on loopback, "
+                 f"Kafka source ({result['partitions']} partitions per topic), JSONL outputs"]
+    for name, variant in result["variants"].items():
+        lines += ["", f"stream {name}: {SCALE_OUT_VARIANTS[name]}", *scale_out_table(variant)]
+    lines.append("  (waited s: time readers spent held back for slower processes, summed: `[kafka] read_ahead_seconds`)")
+    return "\n".join(lines)
+
+
+def scale_out_table(result: dict) -> list[str]:
+    lines = [f"{'processes':<11}{'events':>9}{'ev/CPU-s':>10}{'vs 1':>7}{'events/s':>10}{'CPU s':>8}{'wall s':>8}"
+             f"{'late':>6}{'waited s':>10}  violations"]
+    for n, r in result["runs"].items():
+        lines.append(f"{n:<11}{r['events']:>9,}{r['events_per_cpu_s']:>10,.0f}{r['vs_one_per_cpu']:>7.3f}"
+                     f"{r['events_per_s']:>10,.0f}{r['cpu_s']:>8.2f}{r['wall_s']:>8.2f}{r['late_events']:>6}"
+                     f"{r['waited_s']:>10.1f}  {r['violations']} ({'same ids' if r['same_violations'] else 'DIFFERENT'}"
+                     " as 1 process)")
+    two = result["runs"][2]["vs_one_per_cpu"]
+    lines.append(f"  [{'PASS' if two >= TARGET_TWO_PROCESSES_PER_CPU else 'FAIL'}] 2 processes >= "
+                 f"{TARGET_TWO_PROCESSES_PER_CPU}x one process's events per CPU-second  {two:.3f}x")
+    same = all(r["same_violations"] for r in result["runs"].values())
+    lines.append(f"  [{'PASS' if same else 'FAIL'}] the same violation ids on 1, 2 and 4 processes")
+    return lines
 
 
 # ---- figures -------------------------------------------------------------------------------------
@@ -665,6 +849,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the figures as JSON on stdout (report on stderr)")
     p.add_argument("--kafka", metavar="BOOTSTRAP", help="also run the job on the Kafka source at BOOTSTRAP")
     p.add_argument("--profile", action="store_true", help="also profile the 1-worker job and print the top 25")
+    p.add_argument("--scale-out", action="store_true",
+                   help="only the scale-out figures: 1, 2 and 4 processes as separate commands on a Kafka source "
+                        "(at --kafka BOOTSTRAP, or a broker started for the run)")
+    p.add_argument("--read-ahead-seconds", type=float, metavar="S",
+                   help="--scale-out: [kafka] read_ahead_seconds of the runs (default: the configuration's)")
     p.add_argument("--repeat", type=_positive(int), default=1, metavar="K", help="best of K runs per configuration")
     p.add_argument("--no-10x", action="store_true", help="skip the 10x-longer stream")
     p.add_argument("--strict", action="store_true", help="exit 1 if a target fails")
@@ -687,9 +876,11 @@ def main(argv: list[str] | None = None) -> int:
         say(f"writing the stream ({hours:g} h, scale {scale:g}) to {work}/ ...")
         short = write_stream(work / "events.jsonl", args.seed, hours, scale, limit)
         long = None
-        if not args.no_10x:
+        if not args.no_10x and not args.scale_out:
             long = write_stream(work / "events-10x.jsonl", args.seed, hours * 10, scale,
                                 None if limit is None else limit * 10)
+        if args.scale_out:
+            return scale_out_main(args, work, short, say)
         summary = run_all(args, work, short, long, say)
         summary["stream"] = {"events": short.events, "actors": short.actors, "hours": short.hours,
                              "scale": scale, "seed": args.seed}
@@ -709,6 +900,27 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     return 1 if args.strict and not all(t["ok"] for t in summary["targets"]) else 0
+
+
+def scale_out_main(args: argparse.Namespace, work: Path, short: Stream, say) -> int:
+    """`--scale-out`: the scale-out figures alone, with the machine and the stream."""
+    broker = None if args.kafka else start_broker(work, say)
+    try:
+        result = scale_out(args.kafka or broker.bootstrap, short, work, args.repeat, say, args.read_ahead_seconds)
+    finally:
+        if broker is not None:
+            broker.stop()
+    m = machine()
+    head = (f"shopguard scale-out benchmark, {m['date']}: {m['nproc']} CPUs ({m['cpu']}), Python {m['python']}, "
+            f"Bytewax {m['bytewax']}, load average {m['loadavg'][0]} at start, "
+            f"{os.getloadavg()[0]:.2f} at end\ncode: commit {m['commit']}\n"
+            f"stream: {short.events:,} events, {short.actors:,} actors ({short.hours:g} h)")
+    if args.json:
+        print(head + scale_out_report(result), file=sys.stderr)
+        print(json.dumps({"machine": m, "scale_out": result}, indent=2, default=str))
+    else:
+        print(head + scale_out_report(result))
+    return 1 if args.strict and not result["ok"] else 0
 
 
 def run_all(args: argparse.Namespace, work: Path, short: Stream, long: Stream | None, say) -> dict:

@@ -38,6 +38,8 @@ class JobConfig(_Section):
     batch_size: int
     ledger_hold_seconds: float
     epoch_interval_seconds: float
+    stop_grace_seconds: float = 30.0
+    policy_watch_seconds: float = 2.0
 
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -88,6 +90,8 @@ class KafkaConfig(_Section):
     consumer: dict[str, str]
     producer: dict[str, str]
     security: dict[str, str]
+    commit_offsets: bool = True
+    read_ahead_seconds: float = 30.0
 
 
 class SourceConfig(_Section):
@@ -105,11 +109,29 @@ class OutputConfig(_Section):
 class MetricsConfig(_Section):
     port: int
     addr: str
+    stall_seconds: float = 120.0
+
+
+class LogConfig(_Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ClusterConfig(_Section):
+    """`[cluster]`: this process's place in a Bytewax cluster across hosts (`--process-id`, `--addresses`)."""
+
+    process_id: int = 0
+    addresses: list[str] = []
+
+    @property
+    def processes(self) -> int:
+        return max(1, len(self.addresses))
 
 
 class RecoveryConfig(_Section):
     dir: str
     snapshot_interval_seconds: float
+    partitions: int = 8
 
 
 class WorkbenchConfig(_Section):
@@ -142,6 +164,8 @@ class Config(_Section):
     models: ModelsConfig
     policy_path: str = ""
     workbench: WorkbenchConfig = msgspec.field(default_factory=WorkbenchConfig)
+    cluster: ClusterConfig = msgspec.field(default_factory=ClusterConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
 
 
 def read_toml(path: Path) -> dict[str, Any]:

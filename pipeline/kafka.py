@@ -25,16 +25,16 @@ import logging
 import os
 from typing import Any, Iterable, Mapping
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from pipeline.config import KafkaConfig
 from pipeline.errors import DeliveryError, SetupError
+from pipeline.logs import event, is_secret
 
 ENV_PREFIX = "SHOPGUARD_KAFKA_"
 # SHOPGUARD_KAFKA_CACHE is the jar cache of scripts/kafka_broker.py, not a client setting.
 ENV_NOT_SETTINGS = frozenset({"CACHE"})
-SECRET_WORDS = ("password", "secret", "jaas", "token", "key.pem", "credential")
 PREFLIGHT_TIMEOUT_S = 10.0
 CLIENT_TIMEOUT_S = 30.0
 # The producer settings exactly-once output depends on.
@@ -99,15 +99,6 @@ def producer_settings(kafka: KafkaConfig, environ: Mapping[str, str] | None = No
     return settings
 
 
-def is_secret(key: str) -> bool:
-    """Whether a setting's value must never be printed.
-
-    >>> is_secret("sasl.password"), is_secret("ssl.key.pem"), is_secret("security.protocol")
-    (True, True, False)
-    """
-    return any(word in key.lower() for word in SECRET_WORDS)
-
-
 def masked(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Settings safe to print: secret values replaced by `****`.
 
@@ -119,12 +110,46 @@ def masked(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def describe(settings: Mapping[str, Any]) -> str:
     """One line for logs: `key=value` pairs, secrets masked."""
-    return ", ".join(f"{key}={value}" for key, value in sorted(masked(settings).items()) if key != "logger")
+    return ", ".join(f"{key}={value}" for key, value in sorted(masked(settings).items())
+                     if key not in ("logger", "error_cb"))
+
+
+class Reachability:
+    """Whether this process's Kafka clients reach their brokers, from librdkafka's error callbacks.
+
+    `/readyz` reports `problem` until a client hears from the brokers again
+    (`reached`). Each distinct error is logged once, with its class.
+    """
+
+    UNREACHABLE = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION, KafkaError._SSL,
+                             KafkaError._RESOLVE})
+
+    def __init__(self) -> None:
+        self.problem: str | None = None
+        self._logged: set[str] = set()
+
+    def error_cb(self, error: KafkaError) -> None:
+        text = error.str()
+        if error.code() in self.UNREACHABLE:
+            self.problem = f"cannot reach the brokers ({text})"
+        if text not in self._logged:
+            self._logged.add(text)
+            event(log, logging.WARNING, f"Kafka client: {text}", error_class=error.name())
+
+    def reached(self) -> None:
+        if self.problem is not None:
+            self.problem = None
+            self._logged.clear()
+            event(log, logging.INFO, "Kafka brokers reachable again")
+
+
+reachability = Reachability()
 
 
 def quiet(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """librdkafka logs through Python logging (`shopguard.kafka.client`) instead of raw stderr lines."""
-    return {**settings, "logger": client_log}
+    """librdkafka logs through Python logging (`shopguard.kafka.client`) instead of raw stderr lines,
+    and its errors reach `reachability`."""
+    return {**settings, "logger": client_log, "error_cb": reachability.error_cb}
 
 
 def _silent(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,6 +158,17 @@ def _silent(settings: Mapping[str, Any]) -> dict[str, Any]:
     silent.addHandler(logging.NullHandler())
     silent.propagate = False
     return {**settings, "logger": silent}
+
+
+def topic_partitions(client: Any, topics: Iterable[str], kind: str) -> dict[str, list[int]]:
+    """Each topic's partition numbers, sorted (`kind`: "input" or "output", for the error)."""
+    found = {}
+    for topic in topics:
+        metadata = client.list_topics(topic, timeout=CLIENT_TIMEOUT_S).topics[topic]
+        if metadata.error is not None:
+            raise KafkaSetupError(f"{kind} topic {topic}: {metadata.error.str()}")
+        found[topic] = sorted(metadata.partitions)
+    return found
 
 
 # ---- pre-flight ---------------------------------------------------------------------

@@ -50,6 +50,7 @@ from pipeline.config import Config, KafkaConfig
 from pipeline.contract.records import Action, DeadLetter, OutputRecord, ReviewEntry, Standing, Violation, encode, key_of
 from pipeline.kafka import (
     CLIENT_TIMEOUT_S, KafkaDeliveryError, KafkaSetupError, consumer_settings, log, preflight, producer_settings, quiet,
+    topic_partitions,
 )
 
 ID_HEADER = "shopguard-id"
@@ -238,13 +239,8 @@ class KafkaOutputSink(FixedPartitionedSink[tuple[str, str, bytes, str], dict]):
         }))
 
     def _topic_partitions(self, consumer: Consumer) -> list[tuple[str, int]]:
-        tps = []
-        for topic in self.topics:
-            metadata = consumer.list_topics(topic, timeout=CLIENT_TIMEOUT_S).topics[topic]
-            if metadata.error is not None:
-                raise KafkaSetupError(f"output topic {topic}: {metadata.error.str()}")
-            tps += [(topic, p) for p in sorted(metadata.partitions)]
-        return tps
+        return [(t, p) for t, partitions in topic_partitions(consumer, self.topics, "output").items()
+                for p in partitions]
 
     def _written_after(self, resume_state: dict, index: int) -> dict[str, None]:
         """Ids this partition wrote after its snapshot: they are in Kafka and will be emitted again."""

@@ -172,6 +172,14 @@ class Metrics:
             "messages): not events and not in input_records; counted, never used.",
             ["source"], namespace=NAMESPACE, registry=r,
         )
+        self.policy_version = Gauge(
+            "policy_version", "1 for the policy version in force (the newest change applied), by version.",
+            ["version"], namespace=NAMESPACE, registry=r,
+        )
+        self.policy_reloads = Counter(
+            "policy_reloads", "Policy file changes seen by `run`: applied, or rejected as invalid.",
+            ["outcome"], namespace=NAMESPACE, registry=r,
+        )
         self._lock = threading.Lock()
         self._state_keys: dict[str, dict[str, int]] = {}
 
@@ -293,6 +301,12 @@ class Metrics:
             if newest_s > self.newest_event_time._value.get():
                 self.newest_event_time.set(newest_s)
             self.event_time_lag.set(max(0.0, now_s - self.newest_event_time._value.get()))
+
+    def set_policy_version(self, version: str) -> None:
+        """The policy version now in force (the gauge keeps one series)."""
+        with self._lock:
+            self.policy_version.clear()
+            self.policy_version.labels(version).set(1)
 
     def set_state_keys(self, step: str, shard: str, keys: int) -> None:
         """Keys held by one shard of a step; the gauge shows the step's total."""

@@ -38,3 +38,11 @@ def replay(events: Path, out: Path, workers: int = 1, config: dict | None = None
     outputs = {p.name: read_jsonl(p) for p in out.glob("*.jsonl")}
     return metrics, outputs
 from tests.kafka_fixture import kafka_broker  # noqa: F401,E402  (a real broker, started once per session)
+
+
+@pytest.fixture(scope="session")
+def marketplace(kafka_broker, tmp_path_factory):
+    """The simulated marketplace on the broker's input topics (4 partitions each), published once per session."""
+    from tests.kafka_jobs import publish_marketplace
+
+    return publish_marketplace(kafka_broker, tmp_path_factory.mktemp("marketplace"))

@@ -3,7 +3,8 @@
 Layers, lowest first; a module may import its own layer or lower ones (every
 import counts, also one inside a function):
 
-    contract   pipeline.contract, pipeline.errors   the wire contract; imports nothing of the project
+    contract   pipeline.contract, pipeline.errors,  the wire contract; imports nothing of the project
+               pipeline.logs
     detectors  detectors                            plain Python, no Bytewax
     io         pipeline.config, pipeline.kafka, sinks
     enforce    pipeline.enforce, pipeline.sources
@@ -23,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "detectors", "sinks", "simulator", "workbench", "analysis")
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("pipeline.contract", "pipeline.errors"),
+    ("pipeline.contract", "pipeline.errors", "pipeline.logs"),
     ("detectors",),
     ("pipeline.config", "pipeline.kafka", "sinks"),
     ("pipeline.enforce", "pipeline.sources"),

@@ -16,10 +16,10 @@ def _lines(path):
 def test_every_contract_event_type_decodes(sample_events):
     decoded = [decode(line) for line in _lines(sample_events)]
     # the shared sample holds the contract's base types; the reviewer extensions (docs/CONTRACT.md) are
-    # decoded and replayed in tests/test_workbench_governance.py
-    extensions = {"violation.overturned", "review.decided", "brand.registered"}
+    # decoded and replayed in tests/test_workbench_governance.py; `policy.changed` is written by the job itself
+    extensions = {"violation.overturned", "review.decided", "brand.registered", "policy.changed"}
     assert {e.type for e in decoded} == set(TYPE_NAMES) - extensions
-    assert len(EVENT_TYPES) == 18
+    assert len(EVENT_TYPES) == 19
 
 
 def test_decoded_fields_keep_their_values(sample_events):

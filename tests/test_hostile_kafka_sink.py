@@ -26,9 +26,8 @@ import sinks.kafka as kafka_sink
 from pipeline.kafka import KafkaDeliveryError
 from sinks.kafka import KafkaOutputSink, sink_partition_of
 from tests.kafka_fixture import KafkaTestBroker
-from tests.test_kafka_pipeline import (
-    ROOT, _near_duplicate_listings, _toml, input_topics, job_overrides, new_outputs, read_topic, run_in_process,
-)
+from tests.kafka_jobs import ROOT, input_topics, job_overrides, new_outputs, read_topic, run_in_process, toml
+from tests.test_kafka_pipeline import _near_duplicate_listings
 
 KEYS = [k for k in (f"seller:S{i}" for i in range(200)) if sink_partition_of(k) == 0]  # all in sink partition 0
 
@@ -132,7 +131,7 @@ def test_the_job_keeps_running_when_kafka_refuses_its_violations(kafka_broker):
 def test_a_delivery_the_job_cannot_recover_ends_the_command_with_one_line(kafka_broker, tmp_path):
     overrides, outputs = refusing_job(kafka_broker, violations_max_bytes=300, dead_letters_max_bytes=150)
     config_file = tmp_path / "job.toml"
-    config_file.write_text(_toml(overrides))
+    config_file.write_text(toml(overrides))
 
     done = subprocess.run([sys.executable, "-m", "pipeline.cli.main", "run", "--config", str(config_file), "-q"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)

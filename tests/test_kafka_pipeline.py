@@ -1,17 +1,13 @@
 """The job against a real Kafka broker: events in, violations out, exactly once across kill -9.
 
 Every test gets its own topics on the session's broker (tests/kafka_fixture.py).
-The simulated marketplace is published once per module, with poison pills
-(a 10,000-deep object, a huge text, implausible and future-dated times);
-each run of the job writes to fresh output topics. Across kill -9 restarts
-and across 1, 2, 4 workers and 2 processes, all five output topics hold the
-same records, each once.
+The simulated marketplace is published once per module; each run of the job
+writes to fresh output topics.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
 import json
 import os
 import random
@@ -25,7 +21,6 @@ import msgspec
 import pytest
 from confluent_kafka.admin import NewTopic
 
-from pipeline.engine.job import read_kafka, run_job
 from pipeline.config import load
 from pipeline.contract.events import TOPIC_OF_TYPE, TOPICS
 from pipeline.kafka import (
@@ -37,150 +32,16 @@ from pipeline.kafka import (
     preflight,
     producer_settings,
 )
-from sinks.kafka import ID_HEADER, KafkaOutputSink, sink_partition_of
-from simulator.loadgen import publish
-from pipeline.engine.recovery import ensure_recovery_store
+from sinks.kafka import KafkaOutputSink, sink_partition_of
 from simulator import SimConfig, iter_events, labels
-from tests.conftest import replay
 from tests.kafka_fixture import KafkaTestBroker
+from tests.service_jobs import summary_count
+from tests.kafka_jobs import (
+    BAD_BYTES, OUTPUT_IDS, OUTPUT_KEYS, POISON, REVIEWING, ROOT, SIM, T0, assert_same_outputs, every_output, ids,
+    input_topics, job_overrides, new_outputs, read_topic, run_in_process, start_job, toml, wait_for,
+)
 
 pytestmark = pytest.mark.kafka
-
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT_KEYS = {
-    "violations": "violations",
-    "actions": "enforcement-actions",
-    "review_queue": "review-queue",
-    "standing": "actor-standing",
-    "dead_letter": "dead-letter",
-}
-SIM = SimConfig(seed=7, hours=2.0, scale=0.5)  # ~56k events, every violation type
-BAD_BYTES = [b"\x00\xffnot json", b'{"event_id": "x", "type": "no.such.type", "ts": 1}']
-T0 = 1_793_491_200_000
-DAY_MS = 86_400_000
-
-
-def poison_pills() -> list[bytes]:
-    """Messages that once crashed or blinded the job (issue 15); each must be one dead letter, nothing more."""
-    listing = {"event_id": "p", "type": "listing.created", "ts": T0, "seller_id": "P1", "listing_id": "PL1",
-               "title": "Phone case", "category": "phones", "price": 9.5, "currency": "USD", "brand": None,
-               "original_price": None, "image_hash": None}
-    deep = json.dumps(listing)[:-1].encode() + b', "x": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
-    now = int(time.time() * 1000)
-    return [
-        deep.replace(b'"p"', b'"p-deep"', 1),
-        json.dumps({**listing, "event_id": "p-2**70", "ts": 2**70}).encode(),
-        json.dumps({**listing, "event_id": "p-future", "ts": now + 2 * DAY_MS}).encode(),
-        json.dumps({**listing, "event_id": "p-text", "title": "x" * 200_000}).encode(),
-    ]
-
-
-POISON = poison_pills()
-OUTPUT_IDS = {"violations": "violation_id", "actions": "action_id", "review_queue": "review_id",
-              "standing": None, "dead_letter": "source"}
-# A short stream: the anomaly models warm up sooner, so the review queue has entries to compare.
-REVIEWING = {"models": {"anomaly": {"warmup_updates": 300, "threshold_quantile": 0.99}}}
-
-
-# ---- helpers ---------------------------------------------------------------------------
-
-
-def input_topics(prefix: str) -> list[str]:
-    return [prefix + topic for topic in TOPICS]
-
-
-def new_outputs(broker: KafkaTestBroker, partitions: int = 2) -> dict[str, str]:
-    prefix = broker.unique_topic("out") + "."
-    outputs = {key: prefix + topic for key, topic in OUTPUT_KEYS.items()}
-    broker.create_topics(list(outputs.values()), partitions=partitions)
-    return outputs
-
-
-def job_overrides(broker: KafkaTestBroker, prefix: str, outputs: dict[str, str], **job) -> dict:
-    return {
-        "source": {"kind": "kafka"},
-        "output": {"kind": "kafka"},
-        "metrics": {"port": 0},
-        "job": {"epoch_interval_seconds": 1.0, **job},
-        "recovery": {"snapshot_interval_seconds": 0.0},
-        "kafka": {
-            "brokers": [broker.bootstrap],
-            "input_topics": input_topics(prefix),
-            "output_topics": outputs,
-            "consumer": {"enable.partition.eof": "true"},  # stop at the end of the input
-        },
-    }
-
-
-def run_in_process(overrides: dict, workers: int = 1):
-    config = load(None, overrides)
-    return run_job(config, source=read_kafka, replay=False, workers=workers, serve_metrics=False, progress=False)
-
-
-def read_topic(broker: KafkaTestBroker, topic: str) -> list[tuple[bytes, dict, str]]:
-    """(key, record, shopguard-id header) of every message in a topic."""
-    from confluent_kafka import Consumer, TopicPartition
-    import uuid
-
-    consumer = Consumer(broker.client_config(**{
-        "group.id": f"read-{uuid.uuid4().hex}", "enable.partition.eof": True, "auto.offset.reset": "earliest",
-        "fetch.wait.max.ms": 10,
-    }))
-    partitions = broker.partitions(topic)
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    out, left, deadline = [], set(partitions), time.monotonic() + 30
-    try:
-        while left and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            if message.error():
-                left.discard(message.partition())
-                continue
-            headers = dict(message.headers() or [])
-            out.append((message.key(), json.loads(message.value()), headers.get(ID_HEADER, b"").decode()))
-    finally:
-        consumer.close()
-    assert not left, f"{topic}: partitions {left} not read to the end"
-    return out
-
-
-def ids(broker: KafkaTestBroker, topic: str, field: str) -> collections.Counter:
-    return collections.Counter(record[field] for _, record, _ in read_topic(broker, topic))
-
-
-def every_output(broker: KafkaTestBroker, outputs: dict[str, str]) -> dict[str, collections.Counter]:
-    """Each output topic's records (as sorted JSON), counted: a record written twice counts 2."""
-    return {kind: collections.Counter(json.dumps(record, sort_keys=True) for _, record, _ in
-                                      read_topic(broker, outputs[kind])) for kind in OUTPUT_IDS}
-
-
-def assert_same_outputs(got: dict[str, collections.Counter], expected: dict[str, collections.Counter],
-                        what: str) -> None:
-    for kind, records in got.items():
-        twice = [r for r, n in records.items() if n > 1]
-        assert not twice, f"{what}: {kind} written twice: {twice[:3]}"
-        missing, extra = set(expected[kind]) - set(records), set(records) - set(expected[kind])
-        assert not missing and not extra, f"{what}: {kind}: missing {sorted(missing)[:3]}, extra {sorted(extra)[:3]}"
-
-
-# ---- the simulated marketplace, published once ----------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def marketplace(kafka_broker: KafkaTestBroker, tmp_path_factory):
-    """The simulator's events on five input topics (3 partitions each) plus bad bytes, and a file replay of them."""
-    prefix = kafka_broker.unique_topic("in") + "."
-    kafka_broker.create_topics(input_topics(prefix), partitions=3)
-    kafka_broker.produce(prefix + "listing-events", BAD_BYTES, keys=[b"seller:BAD", b"seller:BAD"])
-    kafka_broker.produce(prefix + "order-events", POISON, keys=[b"seller:P1"] * len(POISON))
-    published = publish(iter_events(SIM), kafka_broker.client_config(), topic_prefix=prefix)
-    folder = tmp_path_factory.mktemp("marketplace")
-    with open(folder / "events.jsonl", "wb") as f:
-        for event in iter_events(SIM):
-            f.write(msgspec.json.encode(event) + b"\n")
-    _, replayed = replay(folder / "events.jsonl", folder / "replay")
-    return {"prefix": prefix, "published": published, "replayed": replayed}
 
 
 # ---- end to end -------------------------------------------------------------------------------
@@ -191,7 +52,7 @@ def test_the_job_reads_kafka_and_writes_the_violations_a_replay_finds(kafka_brok
     metrics = run_in_process(job_overrides(kafka_broker, marketplace["prefix"], outputs))
 
     violations = read_topic(kafka_broker, outputs["violations"])
-    assert metrics.total(metrics.input_records) == marketplace["published"] + len(BAD_BYTES) + len(POISON)
+    assert metrics.total(metrics.input_records) == marketplace["records"]
     assert {v["violation_id"] for _, v, _ in violations} == {
         v["violation_id"] for v in marketplace["replayed"]["violations.jsonl"]}
     # keyed by actor, with the deterministic id in a header
@@ -254,10 +115,9 @@ def test_kill_9_at_any_point_and_restart_writes_every_output_exactly_once(kafka_
 
     outputs = new_outputs(kafka_broker)
     recovery = tmp_path / "recovery"
-    ensure_recovery_store(recovery, 4)
     config_file = tmp_path / "job.toml"
     # Small input batches: a slower job, so that every kill point comes while it runs.
-    config_file.write_text(_toml({**job_overrides(kafka_broker, prefix, outputs, batch_size=100), **REVIEWING}))
+    config_file.write_text(toml({**job_overrides(kafka_broker, prefix, outputs, batch_size=100), **REVIEWING}))
     violations_topic = outputs["violations"]
 
     # Kill points: at the first output (before the first snapshot), then at five points through the stream,
@@ -267,8 +127,8 @@ def test_kill_9_at_any_point_and_restart_writes_every_output_exactly_once(kafka_
         ("violations", violations_topic, k * total // 8) for k in range(1, 6)]
     kills, logs = [], []
     for what, topic, at_least in kill_points:
-        job = _start_job(config_file, recovery, tmp_path / f"job-{len(logs)}.log")
-        seen = _wait_for(kafka_broker, topic, at_least, job)
+        job = start_job(config_file, tmp_path / f"job-{len(logs)}.log", "--recovery-dir", str(recovery))
+        seen = wait_for(kafka_broker, topic, at_least, job)
         assert job.poll() is None, f"the job ended before the kill point ({what} >= {at_least})"
         time.sleep(jitter.uniform(0.0, 0.5))
         os.kill(job.pid, signal.SIGKILL)
@@ -276,7 +136,7 @@ def test_kill_9_at_any_point_and_restart_writes_every_output_exactly_once(kafka_
         if job.wait() != -signal.SIGKILL:
             break  # it finished within the pause: no more kill points ahead
         kills.append((what, seen))
-    job = _start_job(config_file, recovery, tmp_path / "job-final.log")
+    job = start_job(config_file, tmp_path / "job-final.log", "--recovery-dir", str(recovery))
     assert job.wait(timeout=120) == 0, job.log_path.read_text()[-3000:]
     logs.append(job.log_path)
 
@@ -288,76 +148,60 @@ def test_kill_9_at_any_point_and_restart_writes_every_output_exactly_once(kafka_
     assert any("will not be written again" in log.read_text() for log in logs), kills
 
 
-def _toml(table: dict, path: str = "") -> str:
-    """Just enough TOML for a job config: nested tables of strings, numbers and lists."""
-    scalars = [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in table.items() if not isinstance(v, dict)]
-    text = (f"[{path}]\n" if path and scalars else "") + "".join(line + "\n" for line in scalars)
-    for key, value in table.items():
-        if isinstance(value, dict):
-            text += _toml(value, f"{path}.{json.dumps(key)}" if path else json.dumps(key))
-    return text
+# ---- SIGTERM and SIGINT: drain, summary, exit 0; the restart resumes exactly -------------------------
 
 
-def _start_job(config_file: Path, recovery: Path, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "wb")
-    job = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli.main", "run", "--config", str(config_file), "--recovery-dir", str(recovery),
-         "-q"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-    log.close()
-    job.log_path = log_path
-    return job
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_drains_the_job_and_a_restart_resumes_exactly(kafka_broker, marketplace, tmp_path, signum):
+    outputs = new_outputs(kafka_broker)
+    config_file, recovery = tmp_path / "job.toml", tmp_path / "recovery"
+    config_file.write_text(toml(job_overrides(kafka_broker, marketplace["prefix"], outputs)))
+    name = signal.Signals(signum).name
 
+    job = start_job(config_file, tmp_path / "stopped.log", "--recovery-dir", str(recovery))
+    wait_for(kafka_broker, outputs["dead_letter"], 1, job)  # the bad bytes are the first records read
+    signalled = time.monotonic()
+    job.send_signal(signum)
+    assert job.wait(timeout=60) == 0, job.log_path.read_text()[-3000:]
+    drained_in = time.monotonic() - signalled
+    stopped = job.log_path.read_text()
+    assert f"shopguard stopped by {name}" in stopped
+    assert "Traceback" not in stopped and "panicked" not in stopped
 
-def _wait_for(broker: KafkaTestBroker, topic: str, at_least: int, job: subprocess.Popen, timeout: float = 60) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and job.poll() is None:
-        seen = len(broker.consume_all(topic))
-        if seen >= at_least:
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"{topic}: fewer than {at_least} records; job log:\n{job.log_path.read_text()[-3000:]}")
+    job = start_job(config_file, tmp_path / "resumed.log", "--recovery-dir", str(recovery))
+    assert job.wait(timeout=120) == 0, job.log_path.read_text()[-3000:]
+    resumed = job.log_path.read_text()
+    assert "shopguard finished" in resumed
+
+    # the stop came mid-stream, and the two runs read every record once between them
+    total = marketplace["records"]
+    first, second = summary_count(stopped, "events read"), summary_count(resumed, "events read")
+    assert 0 < first < total and first + second == total, (first, second, drained_in)
+    violations = ids(kafka_broker, outputs["violations"], "violation_id")
+    assert max(violations.values()) == 1, "a violation written twice"
+    assert set(violations) == {v["violation_id"] for v in marketplace["replayed"]["violations.jsonl"]}
+    assert max(ids(kafka_broker, outputs["actions"], "action_id").values()) == 1
 
 
 # ---- workers and processes --------------------------------------------------------------------
 
 
-def build_for_cluster(overrides: dict, process_id: int):
-    """One process's dataflow for `run_cluster` (module level, so spawn can pickle it)."""
-    from pipeline.engine.dataflow import JobContext, build_flow
-    from pipeline.sources.kafka import read_kafka
-    from sinks.kafka import write_kafka
-    from pipeline.enforce.policy import load_policy
-    from sinks.metrics import Metrics
-
-    config = load(None, overrides)
-    metrics = Metrics()
-    ctx = JobContext(config=config, policy=load_policy(None), metrics=metrics, replay=False)
-    flow = build_flow(ctx, read_kafka(config), write_kafka(config))
-    return flow, functools.partial(metrics.total, metrics.input_records)
-
-
 def test_the_same_outputs_on_one_two_four_workers_and_two_processes(kafka_broker, marketplace):
-    from datetime import timedelta
-
-    from pipeline.engine.cluster import run_cluster
-
+    """Actions, standings, the review queue and dead letters are identical; violations are the same verdicts
+    (their evidence cites what had arrived when judged, which the cluster's shape may reorder)."""
     prefix = marketplace["prefix"]
-    found = {}
-    for workers in (1, 2, 4):
+    found, read = {}, {}
+    for name, workers, processes in (("1 worker", 1, 1), ("2 workers", 2, 1), ("4 workers", 4, 1),
+                                     ("2 processes", 1, 2)):
         outputs = new_outputs(kafka_broker)
-        run_in_process({**job_overrides(kafka_broker, prefix, outputs), **REVIEWING}, workers=workers)
-        found[f"{workers} workers"] = every_output(kafka_broker, outputs)
-    outputs = new_outputs(kafka_broker)
-    read = run_cluster(functools.partial(build_for_cluster, {**job_overrides(kafka_broker, prefix, outputs),
-                                                             **REVIEWING}),
-                       processes=2, workers=1, epoch_interval=timedelta(seconds=1))
-    found["2 processes"] = every_output(kafka_broker, outputs)
+        metrics = run_in_process({**job_overrides(kafka_broker, prefix, outputs), **REVIEWING}, workers=workers,
+                                 processes=processes)
+        found[name] = every_output(kafka_broker, outputs, verdicts=True)
+        read[name] = metrics.total(metrics.input_records)
 
     # the input is read once, not once per process
-    assert sum(read) == marketplace["published"] + len(BAD_BYTES) + len(POISON)
-    one = found["1 workers"]
+    assert set(read.values()) == {marketplace["records"]}
+    one = found["1 worker"]
     assert all(one[kind] for kind in OUTPUT_IDS)
     for name, got in found.items():
         assert_same_outputs(got, one, name)
@@ -387,7 +231,7 @@ def test_missing_topics_are_named_with_how_to_create_them(kafka_broker):
 def test_the_cli_reports_a_missing_topic_in_one_line(kafka_broker, tmp_path):
     config_file = tmp_path / "job.toml"
     overrides = job_overrides(kafka_broker, "missing-", {k: "missing-" + v for k, v in OUTPUT_KEYS.items()})
-    config_file.write_text(_toml(overrides))
+    config_file.write_text(toml(overrides))
     done = subprocess.run([sys.executable, "-m", "pipeline.cli.main", "run", "--config", str(config_file), "-q"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2

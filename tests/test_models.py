@@ -85,6 +85,8 @@ def updates_of(events):
     shards: dict[str, FeatureShard] = {}
     out = []
     for event in events:
+        if type(event) not in ActorFeatures.RESCORE:  # what the dataflow routes to the feature step
+            continue
         key = feature_key(event, 8)
         shard = shards.get(key)
         if shard is None:

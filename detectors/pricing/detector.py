@@ -178,9 +178,10 @@ class Pricing:
         # A late event may complete the evidence of a price shown after it: dated at that price.
         judged = max((f.get("price_point_ts", event.ts) for f in findings.values()), default=event.ts)
         found_at = max(event.ts, judged)
+        # One act, one id: the listing at the price judged, whichever findings showed it (what the
+        # comparable items were can depend on the order a category's events arrived in).
         return Signal(
-            actor=record.actor, violation_type=vtype, detector=detector,
-            subject=f"{event.listing_id}:{'+'.join(sorted(findings))}",
+            actor=record.actor, violation_type=vtype, detector=detector, subject=event.listing_id,
             detected_at=found_at, window_start=judged, window_end=found_at,
             confidence=clamp01(confidence), evidence=evidence, explanation=why,
         )

@@ -22,18 +22,40 @@ def fail(message: str) -> int:
     return 2
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+def _number(kind: type, text: str, ok: Callable[[Any], bool], rule: str):
+    value = kind(text)
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 1, "1 or more")
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
-    return value
+    return _number(float, text, lambda v: v > 0, "greater than 0")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(int, text, lambda v: v >= 0, "0 or more")
+
+
+def address_list(text: str) -> list[str]:
+    """`host:port,host:port,...` (Bytewax's runner separates them with `;`: both are taken).
+
+    >>> address_list("a:2101, b:2101;c:2101")
+    ['a:2101', 'b:2101', 'c:2101']
+    """
+    addresses = [a.strip() for a in text.replace(";", ",").split(",") if a.strip()]
+    if not addresses:
+        raise argparse.ArgumentTypeError("give host:port of every process, comma-separated")
+    return addresses
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-format", choices=["text", "json"], help="logs as text (default) or JSON lines")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
 
 
 # flag (argparse dest) -> the configuration key it overrides
@@ -51,6 +73,11 @@ _OVERRIDES = {
     "feedback": "source.simulator.feedback",
     "recovery_dir": "recovery.dir",
     "policy": "policy_path",
+    "process_id": "cluster.process_id",
+    "addresses": "cluster.addresses",
+    "log_format": "log.format",
+    "log_level": "log.level",
+    "stop_grace_seconds": "job.stop_grace_seconds",
 }
 
 

@@ -8,24 +8,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli.common import config_overrides, fail, positive_int
+from pipeline.cli.common import add_log_options, config_overrides, fail, positive_int
 from pipeline.cli.run import load_job_code
 from pipeline.config import load
+from pipeline.logs import setup_logging
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from pipeline.engine.job import read_file, run_job, summary
+    from pipeline.engine.job import Outcome, read_file, run_job, summary
 
     overrides = {**config_overrides(args), "source": {"kind": "file", "file": {"path": args.events}}}
     config = load(args.config, overrides)
+    setup_logging(config.log.format, config.log.level)
     if args.events != "-" and not Path(args.events).is_file():
         return fail(f"{args.events}: no such events file; give an NDJSON file or - for stdin")
     load_job_code()
     started = time.monotonic()
-    metrics = run_job(config, source=read_file, replay=True, workers=args.workers,
-                      processes=args.processes, serve_metrics=False, progress=args.progress)
+    outcome = Outcome()
+    metrics = run_job(config, source=read_file, replay=True, workers=args.workers, processes=args.processes,
+                      serve_metrics=False, progress=args.progress, outcome=outcome)
     metrics.write_textfile(str(Path(config.output.dir) / "metrics.prom"))
-    print(summary(metrics, config.output.dir, time.monotonic() - started), file=sys.stderr)
+    print(summary(metrics, config.output.dir, time.monotonic() - started, outcome), file=sys.stderr)
     return 0
 
 
@@ -41,5 +44,6 @@ def add_replay_command(sub: Any) -> argparse.ArgumentParser:
     replay.add_argument("-p", "--processes", type=positive_int, default=1,
                         help="processes of one Bytewax cluster (threads share a GIL; processes scale)")
     replay.add_argument("--progress", action="store_true", help="print progress lines")
+    add_log_options(replay)
     replay.set_defaults(func=cmd_replay)
     return replay

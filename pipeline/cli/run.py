@@ -6,9 +6,12 @@ import argparse
 import time
 from typing import Any
 
-from pipeline.cli.common import config_overrides, positive_float, positive_int
+from pipeline.cli.common import (
+    add_log_options, address_list, config_overrides, non_negative_int, positive_float, positive_int,
+)
 from pipeline.config import load
 from pipeline.errors import ConfigError
+from pipeline.logs import setup_logging
 
 
 def reader_for(kind: str):
@@ -31,15 +34,17 @@ def load_job_code() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.engine.job import run_job, summary
+    from pipeline.engine.job import Outcome, run_job, summary
 
     config = load(args.config, config_overrides(args))
+    setup_logging(config.log.format, config.log.level)
     source = reader_for(config.source.kind)
     load_job_code()
     started = time.monotonic()
-    metrics = run_job(config, source=source, replay=False, workers=args.workers,
-                      processes=args.processes, serve_metrics=True, progress=not args.quiet)
-    print(summary(metrics, config.output.dir, time.monotonic() - started))
+    outcome = Outcome()
+    metrics = run_job(config, source=source, replay=False, workers=args.workers, processes=args.processes,
+                      serve_metrics=True, progress=not args.quiet, outcome=outcome)
+    print(summary(metrics, config.output.dir, time.monotonic() - started, outcome))
     return 0
 
 
@@ -65,7 +70,14 @@ def add_run_command(sub: Any) -> argparse.ArgumentParser:
     run.add_argument("--recovery-dir", metavar="DIR", help="Bytewax recovery snapshots (resume after a crash)")
     run.add_argument("-w", "--workers", type=positive_int, default=1, help="worker threads per process (default 1)")
     run.add_argument("-p", "--processes", type=positive_int, default=1,
-                     help="processes of one Bytewax cluster (threads share a GIL; processes scale)")
+                     help="processes of one Bytewax cluster on this host (threads share a GIL; processes scale)")
+    run.add_argument("-i", "--process-id", type=non_negative_int, metavar="I",
+                     help="this process's index in a cluster across hosts (with --addresses)")
+    run.add_argument("-a", "--addresses", type=address_list, metavar="HOST:PORT,...",
+                     help="every process of the cluster, in process order (Bytewax's cluster traffic)")
+    run.add_argument("--stop-grace-seconds", type=positive_float, metavar="S",
+                     help="SIGTERM/SIGINT drain the job; after this long it exits at once (default 30)")
+    add_log_options(run)
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=cmd_run)
     return run

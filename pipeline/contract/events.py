@@ -244,13 +244,29 @@ class EducationCompleted(Event, frozen=True, tag="education.completed"):
     topic: ClassVar[str] = "governance-events"
 
 
+class PolicyChanged(Event, frozen=True, tag="policy.changed"):
+    """A new enforcement policy, in force from event time `ts` on (a contract extension).
+
+    The running job writes one when its policy file changes (and applies
+    it); `policy` is the whole policy table, so replaying the governance
+    topic applies every change at its event time again. The engine checks
+    `policy` as it checks a policy file.
+    """
+
+    version: Id
+    policy: dict
+    source: str = ""  # where it came from (the policy file's path)
+    previous_version: str = ""
+    topic: ClassVar[str] = "governance-events"
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     ListingCreated, ListingUpdated, ListingRemoved, BrandRegistered,
     LiveStarted, LiveStats, LiveTranscript, LiveComment, LiveEnded,
     OrderPlaced, OrderRefunded,
     AccountLogin, PayoutChanged,
     AppealFiled, AppealDecided, EducationCompleted,
-    ViolationOverturned, ReviewDecided,  # extensions (docs/CONTRACT.md)
+    ViolationOverturned, ReviewDecided, PolicyChanged,  # extensions (docs/CONTRACT.md)
 )
 TYPE_NAMES: tuple[str, ...] = tuple(t.__struct_config__.tag for t in EVENT_TYPES)
 TOPICS: tuple[str, ...] = tuple(dict.fromkeys(t.topic for t in EVENT_TYPES))

@@ -35,6 +35,7 @@ class Violation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     education: Education
     enforced: bool
     evidence_truncated: bool = False  # extension: evidence cut to keep the record under the output size cap
+    policy_version: str = ""  # the version of the policy in force at `detected_at` (a contract extension)
 
 
 class Action(msgspec.Struct, frozen=True, kw_only=True):

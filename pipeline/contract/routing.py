@@ -18,7 +18,7 @@ import zlib
 from pipeline.contract.events import (
     AccountLogin, AppealDecided, AppealFiled, BrandRegistered, EducationCompleted, Event, ListingCreated,
     ListingRemoved, ListingUpdated, LiveComment, LiveEnded, LiveStarted, LiveStats, LiveTranscript, OrderPlaced,
-    OrderRefunded, PayoutChanged, ReviewDecided, ViolationOverturned,
+    OrderRefunded, PayoutChanged, PolicyChanged, ReviewDecided, ViolationOverturned,
 )
 
 # event class -> family of the step that owns it
@@ -30,6 +30,7 @@ FAMILY_OF: dict[type, str] = {
     AccountLogin: "actor", PayoutChanged: "actor",
     AppealFiled: "ledger", AppealDecided: "ledger", EducationCompleted: "ledger",
     ViolationOverturned: "ledger", ReviewDecided: "ledger",
+    PolicyChanged: "policy",  # to every ledger shard and the models (`engine.dataflow.policy_updates`)
 }
 GOVERNANCE_TYPES = frozenset(t for t, family in FAMILY_OF.items() if family == "ledger")
 SHOP = "shop"  # the family of the second detect stage, keyed by seller
@@ -73,3 +74,8 @@ def shop_key(seller_id: str, shards: int) -> str:
 def ledger_key(actor: str, shards: int) -> str:
     """Shard of the ledger step that keeps `actor`'s standing."""
     return f"ledger/{shard_of(actor, shards)}"
+
+
+def ledger_keys(shards: int) -> list[str]:
+    """Every shard of the ledger step (what a policy change must reach)."""
+    return [f"ledger/{n}" for n in range(shards)]

@@ -8,6 +8,13 @@ A policy file is validated completely at start-up: every error names the
 file and the key, e.g. ``key `types.listing_spam.points`: Expected `int` >= 0,
 got -1``.
 
+Every policy has a `version`: the `version` key of the file if it has one,
+else a hash of its content, so the same rules always have the same version.
+A running job can change its policy (`pipeline/engine/reload.py`): each
+change takes effect from an event time on, and a `PolicyBook` keeps which
+version was in force when, so a violation is priced by the policy in force
+at its `detected_at`, and says which (`policy_version`), on a replay too.
+
 >>> policy = load_policy()
 >>> policy.types["counterfeit_listing"].immediate_actions, [s.threshold for s in policy.ladder]
 (['listing_removal'], [12, 24, 36, 48])
@@ -18,8 +25,9 @@ got -1``.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -95,6 +103,7 @@ class Policy(_Strict):
     ladder: Annotated[list[LadderStep], msgspec.Meta(min_length=1)]
     health: HealthPolicy
     types: dict[str, TypePolicy]
+    version: str = ""  # the file's own label, or (when it has none) a hash of its content
 
     def step_for(self, points: int) -> int:
         """Index of the highest ladder step whose threshold `points` reach; -1 below the first."""
@@ -134,7 +143,62 @@ def parse_policy(data: dict[str, Any], source: str = "policy") -> Policy:
             _convert(table, TypePolicy, source, f"types.{name}")
     policy = _convert(data, Policy, source, "")
     _check(policy, source)
-    return policy
+    return policy if policy.version else msgspec.structs.replace(policy, version=content_version(data))
+
+
+def content_version(data: dict[str, Any]) -> str:
+    """A policy's version from its content: the same rules, the same version, whatever the key order.
+
+    >>> content_version({"a": 1, "b": [2]}) == content_version({"b": [2], "a": 1})
+    True
+    """
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return "p-" + hashlib.blake2b(canonical.encode(), digest_size=6).hexdigest()
+
+
+class PolicyUpdate(NamedTuple):
+    """A `policy.changed` event, checked, on its way to one ledger shard (`key`) or the models step."""
+
+    key: str
+    ts: int  # in force from this event time on
+    change_id: str  # the event id: a change read twice (injected and read back) counts once
+    policy: Policy
+
+
+class PolicyBook(msgspec.Struct):
+    """Which policy was in force at which event time: the one the job started with, then each change.
+
+    >>> book = PolicyBook(load_policy())
+    >>> new = msgspec.structs.replace(book.latest, version="v2")
+    >>> book.add(1_000, "change-1", new), book.add(1_000, "change-1", new)
+    (True, False)
+    >>> book.at(999).version == book.base.version, book.at(1_000).version
+    (True, 'v2')
+    """
+
+    base: Policy
+    changes: list[tuple[int, str, Policy]] = []  # (effective event time, change event id, policy), by time
+
+    def add(self, ts: int, change_id: str, policy: Policy) -> bool:
+        """Record a change in force from event time `ts`; False if this change is already recorded."""
+        if any(change_id == known for _, known, _ in self.changes):
+            return False
+        self.changes.append((ts, change_id, policy))
+        self.changes.sort(key=lambda change: (change[0], change[1]))
+        return True
+
+    def at(self, ts: int) -> Policy:
+        """The policy in force at event time `ts`."""
+        policy = self.base
+        for since, _, changed in self.changes:
+            if since > ts:
+                break
+            policy = changed
+        return policy
+
+    @property
+    def latest(self) -> Policy:
+        return self.changes[-1][2] if self.changes else self.base
 
 
 def _convert(data: Any, type_: type, source: str, prefix: str) -> Any:
@@ -214,4 +278,24 @@ def violation_from(signal: Signal, policy: Policy) -> Violation:
         explanation=signal.explanation,
         education=rule.education,
         enforced=rule.enforced,
+        policy_version=policy.version,
     )
+
+
+def repriced(violation: Violation, policy: Policy) -> Violation:
+    """`violation` as `policy` prices it (points, severity, lesson, shadow mode, version).
+
+    >>> from pipeline.enforce.ledger import example_violation
+    >>> policy = load_policy()
+    >>> v = example_violation("seller:S1", "listing_spam", policy, ts=0)
+    >>> cheaper = msgspec.structs.replace(policy, version="v2", types={**policy.types,
+    ...     "listing_spam": msgspec.structs.replace(policy.types["listing_spam"], points=1)})
+    >>> (v.points, v.policy_version == policy.version), (repriced(v, cheaper).points, repriced(v, cheaper).policy_version)
+    ((2, True), (1, 'v2'))
+    """
+    if violation.policy_version == policy.version:
+        return violation
+    rule = policy.types[violation.violation_type]
+    return msgspec.structs.replace(
+        violation, policy_id=rule.policy_id, severity=rule.severity, points=rule.points if rule.enforced else 0,
+        education=rule.education, enforced=rule.enforced, policy_version=policy.version)

@@ -44,16 +44,20 @@ from detectors.models.features import ActorFeatures
 from detectors.models.online import OnlineModels
 from detectors.registry import registry
 from pipeline.config import Config, InputConfig
-from pipeline.contract.events import AppealDecided, Event, InvalidEvent, ReviewDecided, ViolationOverturned, decode
+from pipeline.contract.events import (
+    AppealDecided, Event, InvalidEvent, PolicyChanged, ReviewDecided, ViolationOverturned, decode,
+)
 from pipeline.contract.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, capped, encode
-from pipeline.contract.routing import GOVERNANCE_TYPES, SHOP, ledger_key, route_keys, shop_key
+from pipeline.contract.routing import GOVERNANCE_TYPES, SHOP, ledger_key, ledger_keys, route_keys, shop_key
 from pipeline.enforce.ledger import Ledger, Relayed
 from pipeline.enforce.links import ACCOUNT_EVENTS, IdentityUse, fan_out_key, is_suspension_change
-from pipeline.enforce.policy import Policy
+from pipeline.enforce.policy import Policy, PolicyUpdate, parse_policy
 from pipeline.engine.detect import DetectShard, FeatureBatch, FeatureManifest, NumberedFeatureShard, feature_key
 from pipeline.engine.links import FanOutShard, LinkShard
 from pipeline.engine.ordered import LedgerShard, ModelsShard
 from pipeline.engine.shards import EVENT_TIME_QUORUM, NEVER, QuorumTime, Shard, ShardLogic, resumed
+from pipeline.errors import PolicyError
+from pipeline.sources.control import Input
 from pipeline.sources.raw import RawRecord
 from sinks.metrics import Metrics
 
@@ -158,6 +162,9 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
             kind = type(event)
             progress.observe(event.ts)
             per_type[kind] = per_type.get(kind, 0) + 1
+            if kind is PolicyChanged:  # to every ledger shard and the models, or a dead letter
+                out.extend(policy_updates(event, record, shards, metrics, excerpt_bytes))
+                continue
             if newest is None or event.ts > newest:
                 newest = event.ts
             if kind in GOVERNANCE_TYPES:
@@ -249,6 +256,35 @@ class InputGate:
 _READERS = itertools.count(1)  # decode steps of this process: each numbers the batches of one input reader
 
 
+MODELS_KEY = "models"
+
+
+def policy_updates(event: PolicyChanged, record: RawRecord, shards: int, metrics: Metrics,
+                   excerpt_bytes: int) -> list[Any]:
+    """A `policy.changed` event as one `PolicyUpdate` per ledger shard and one for the models, once checked.
+
+    A policy that fails the checks of a policy file, or whose version does
+    not match its content, is a dead letter (reason `invalid_policy`): the
+    policy in force stays.
+    """
+    try:
+        policy = parse_policy(event.policy, f"policy.changed {event.event_id}")
+        if policy.version != event.version:
+            raise PolicyError(f"policy.changed {event.event_id}: version {event.version!r} does not match its "
+                              f"policy (version {policy.version!r}); send the policy table as written")
+    except PolicyError as err:
+        metrics.dead_letters_child("invalid_policy").inc()
+        return [_dead_letter(record, InvalidEvent(str(err), "invalid_policy"), excerpt_bytes)]
+    return [PolicyUpdate(key, event.ts, event.event_id, policy) for key in (*ledger_keys(shards), MODELS_KEY)]
+
+
+def ledger_key_of(item: Any, shards: int) -> str:
+    """The ledger shard an item goes to: its actor's, or the one a policy update names."""
+    if type(item) is PolicyUpdate:
+        return item.key
+    return ledger_key(actor_of_item(item), shards)
+
+
 def _source_kind(origin: str) -> str:
     """Low-cardinality label for `shopguard_input_records_total`."""
     if origin == "simulator":
@@ -303,7 +339,7 @@ def models_shard(ctx: JobContext) -> Callable[[Any], ModelsShard]:
     horizon_ms = ctx.ms(ctx.config.job.allowed_lateness_seconds)
     return lambda state: ModelsShard(
         OnlineModels(ctx.config.models, resume=state.models if state else None), ctx.metrics,
-        hold_seconds=ctx.hold_seconds, horizon_ms=horizon_ms, resume=state)
+        hold_seconds=ctx.hold_seconds, policy=ctx.policy, horizon_ms=horizon_ms, resume=state)
 
 
 def ledger_shard(ctx: JobContext, metrics: Metrics, keep: Callable[[Any], bool] | None = None):
@@ -328,9 +364,9 @@ def to_file_item(record: OutputRecord) -> tuple[str, bytes]:
     return SINK_OF[type(record)][0], encode(record)
 
 
-def read_from(source: Source[RawRecord]) -> Callable[[Dataflow], Stream[RawRecord]]:
+def read_from(source: Source[RawRecord]) -> Input:
     """The input step for a source that yields `RawRecord`s (files, simulator)."""
-    return lambda flow: op.input("read_input", flow, source)
+    return Input("read_input", source)
 
 
 def write_to(sink: Sink, to_sink_item: Callable[[OutputRecord], Any] = to_file_item):
@@ -353,7 +389,9 @@ def build_flow(
     to_detect = op.branch("split_detector_events", manifests.falses, lambda x: type(x) is tuple)
     others = op.branch("split_dead_letters", to_detect.falses, lambda x: isinstance(x, DeadLetter))
     uses = op.branch("split_identity_uses", others.falses, lambda x: isinstance(x, IdentityUse))
-    identity_uses, governance = uses.trues, uses.falses
+    policy = op.branch("split_models_policy", uses.falses,
+                       lambda x: type(x) is PolicyUpdate and x.key == MODELS_KEY)
+    identity_uses, governance, models_policy = uses.trues, policy.falses, policy.trues
 
     stages = op.branch("split_shop_groups", to_detect.trues, lambda kv: kv[0].startswith(SHOP))
     detect_out = op.key_rm("violations", ctx.step("detect", stages.falses, detect_shard(ctx, "detect"),
@@ -375,7 +413,7 @@ def build_flow(
     # Reviewers' verdicts teach the models (the step id predates the overturn and review verdicts).
     decisions = op.filter("appeal_decisions", governance, lambda e: type(e) in REVIEWER_VERDICTS)
     models_in = op.key_on("key_models", op.merge("models_inputs", feature_errors.falses, manifests.trues, detected,
-                                                 decisions), lambda _: "models")
+                                                 decisions, models_policy), lambda _: MODELS_KEY)
     modeled = op.key_rm("models_records", ctx.step("online_models", models_in, models_shard(ctx), keys_label=None))
     reviews = op.branch("split_review_entries", modeled, lambda x: type(x) is ReviewEntry)
     assessed, review_entries = reviews.falses, reviews.trues
@@ -383,7 +421,7 @@ def build_flow(
     # Ban evasion (see enforce/links.py): a silent suspensions-only ledger pass, then linking by identifier.
     decided = op.merge("suspension_inputs", assessed, governance)
     suspensions = op.key_rm("suspension_changes", ctx.step(
-        "ledger_suspensions", op.key_on("key_suspensions", decided, lambda x: ledger_key(x.actor, shards)),
+        "ledger_suspensions", op.key_on("key_suspensions", decided, lambda x: ledger_key_of(x, shards)),
         ledger_shard(ctx, Metrics(), keep=is_suspension_change), keys_label=None))
     link_config = ctx.config.detectors.linked_accounts
     fan_in = op.key_on("key_fan_out", op.merge("fan_out_inputs", identity_uses, suspensions),
@@ -393,7 +431,7 @@ def build_flow(
         "link_accounts", op.key_rm("notes", notes), lambda state: LinkShard(link_config, ctx.policy, state)))
 
     to_ledger = op.merge("ledger_inputs", assessed, linked, governance)
-    by_actor = op.key_on("key_ledger", to_ledger, lambda x: ledger_key(actor_of_item(x), shards))
+    by_actor = op.key_on("key_ledger", to_ledger, lambda x: ledger_key_of(x, shards))
     ledger_out = op.key_rm("ledger_records", ctx.step("ledger", by_actor, ledger_shard(ctx, ctx.metrics)))
 
     dead_letters = op.merge("dead_letters", others.trues, detector_errors.trues, feature_errors.trues)

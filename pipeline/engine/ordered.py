@@ -23,6 +23,7 @@ from detectors.models.online import ModelsState, OnlineModels
 from pipeline.contract.events import AppealDecided, AppealFiled, ReviewDecided, ViolationOverturned
 from pipeline.contract.records import AppealOutcome, Violation
 from pipeline.enforce.ledger import RANK, Ledger, LedgerState, Relayed
+from pipeline.enforce.policy import Policy, PolicyBook, PolicyUpdate, repriced
 from pipeline.engine.detect import FeatureManifest, ShardUpdates
 from pipeline.engine.shards import NEVER, EventClock, EventTimeOrder, EventTimeOrderedShard, Pending
 from sinks.metrics import Metrics
@@ -39,6 +40,7 @@ class LedgerShardState:
     ledger: LedgerState
     clock: EventClock  # dedupe of governance events; the newest event time applied
     order: EventTimeOrder = field(default_factory=EventTimeOrder)
+    book: PolicyBook | None = None  # the policy in force at each event time (None in snapshots before it)
 
 
 class LedgerShard(EventTimeOrderedShard):
@@ -57,6 +59,8 @@ class LedgerShard(EventTimeOrderedShard):
                  unknown_appeal_wait_seconds: float = 60.0, keep: Callable[[Any], bool] | None = None,
                  resume: LedgerShardState | None = None) -> None:
         self.state = resume or LedgerShardState(ledger.state, EventClock(dedupe_horizon_ms, allowed_lateness_ms=0))
+        if getattr(self.state, "book", None) is None:
+            self.state.book = PolicyBook(ledger.policy)
         ledger.state = self.state.ledger
         super().__init__(hold_seconds, self.state.order)
         self.ledger = ledger
@@ -72,6 +76,8 @@ class LedgerShard(EventTimeOrderedShard):
             elif isinstance(item, Relayed):  # tie-break copies of one id by their evidence, deterministically
                 v = item.violation
                 hold(v.detected_at, 0, f"{v.violation_id}|{msgspec.json.encode(v.evidence).decode()}", item, now)
+            elif isinstance(item, PolicyUpdate):  # before anything else at its event time
+                hold(item.ts, -1, item.change_id, item, now)
             elif self.state.clock.seen_before(item.event_id, item.ts):
                 self.metrics.duplicates_child(item.topic).inc()
             else:
@@ -79,7 +85,14 @@ class LedgerShard(EventTimeOrderedShard):
         return []
 
     def apply(self, pending: Pending, final: bool) -> list[Any]:
-        item, clock = pending.item, self.state.clock
+        item, clock, book = pending.item, self.state.clock, self.state.book
+        if isinstance(item, PolicyUpdate):
+            if book.add(item.ts, item.change_id, item.policy):
+                self.metrics.set_policy_version(book.latest.version)
+            return []
+        self.ledger.policy = book.at(pending.ts)
+        if isinstance(item, Relayed):  # linked accounts: priced by the policy in force when found
+            item = Relayed(repriced(item.violation, self.ledger.policy))
         out = self.ledger.advance_to(pending.ts)
         clock.advance(pending.ts)
         actor = item.violation.actor if isinstance(item, Relayed) else item.actor
@@ -149,6 +162,7 @@ class ModelsShardState:
     updates: EventTimeOrder = field(default_factory=EventTimeOrder)  # feature updates free to be scored in order
     readers: dict[str, ReaderBatches] = field(default_factory=dict)
     frontier: int = NEVER  # feature updates older than this are scored
+    book: PolicyBook | None = None  # the policy in force at each event time (None in snapshots before it)
 
 
 class ModelsShard(EventTimeOrderedShard):
@@ -170,9 +184,11 @@ class ModelsShard(EventTimeOrderedShard):
     models' observations go to the metrics.
     """
 
-    def __init__(self, models: OnlineModels, metrics: Metrics, *, hold_seconds: float | None, horizon_ms: int = 0,
-                 resume: ModelsShardState | None = None) -> None:
+    def __init__(self, models: OnlineModels, metrics: Metrics, *, hold_seconds: float | None, policy: Policy,
+                 horizon_ms: int = 0, resume: ModelsShardState | None = None) -> None:
         self.state = resume or ModelsShardState(models.state)
+        if getattr(self.state, "book", None) is None:
+            self.state.book = PolicyBook(policy)
         # Resumed: the snapshot is a consistent cut (every batch before it is in), and the readers number
         # their batches afresh.
         self.state.readers.clear()
@@ -196,6 +212,8 @@ class ModelsShard(EventTimeOrderedShard):
                 hold(item.ts, 1, item.event_id, item, now)
             elif kind is AppealOutcome:
                 hold(item.decided_at, 1, item.appeal_id, item, now)
+            elif kind is PolicyUpdate:  # before anything else at its event time
+                hold(item.ts, -1, item.change_id, item, now)
         for reader in state.readers.values():
             self._free(reader.complete(self.horizon_ms))
         if state.readers:
@@ -214,12 +232,16 @@ class ModelsShard(EventTimeOrderedShard):
             hold(update.ts, 0, update.actor, update, 0.0)
 
     def apply(self, pending: Pending, final: bool) -> list[Any]:
-        kind = type(pending.item)
+        item = pending.item
+        kind = type(item)
         if kind is FeatureUpdate:
-            return self.models.score(pending.item)
-        if kind is Violation:
-            return self.models.assess(pending.item)
-        self.models.learn(pending.item)
+            return self.models.score(item)
+        if kind is Violation:  # priced by the policy in force when it was found, then assessed
+            return self.models.assess(repriced(item, self.state.book.at(item.detected_at)))
+        if kind is PolicyUpdate:
+            self.state.book.add(item.ts, item.change_id, item.policy)
+            return []
+        self.models.learn(item)
         return []
 
     def score_updates(self, final: bool = False) -> list[Any]:

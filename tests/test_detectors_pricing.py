@@ -197,6 +197,34 @@ def test_the_comparison_is_with_listings_of_the_same_kind_of_product():
     assert found[0].evidence["comparable_listings"] and set(found[0].evidence["comparable_listings"]) <= blankets
 
 
+def test_a_rare_dear_kind_among_cheaper_ones_is_clean_and_the_cheap_kind_at_its_price_is_not():
+    """A held-out world's honest case: a few waxed jackets at 5x the denim jackets of their category."""
+    jackets = market({"Denim Jacket": 45.0, "Bomber Jacket": 60.0, "Rain Jacket": 50.0}, 240, category="fashion")
+    waxed = [upsert(f"X{i}", 240.0 + 7 * i, minute=41 + i, seller=f"SW{i}", created=True, category="fashion",
+                    title="Waxed Jacket - Olive") for i in range(3)]
+
+    def offered(title: str, seller: str) -> list:
+        return judged(jackets + waxed + [upsert("N1", 255.0, minute=60, seller=seller, created=True,
+                                                category="fashion", title=title)])
+
+    assert offered("Waxed Jacket - Navy", "S5") == []
+    found = offered("Modern Denim Jacket - Navy", "S6")
+    assert summary(found) == [("seller:S6", "price_gouging", ["far_above_comparable_items"])]
+    assert found[0].evidence["going_rate"] < 60 and found[0].evidence["most_alike_going_rate"] < 60
+
+
+def test_a_colour_shared_with_a_dearer_product_does_not_make_it_comparable():
+    """Words after a title's first separator are variants: "- Black" ties a serum to no hair dryer."""
+    hair = market({"Hair Serum": 14.0, "Hair Dryer": 90.0, "Hair Brush": 10.0}, 240, category="beauty")
+    titles = {e.listing_id: e.title for e in hair}
+    dryer = upsert("D1", 95.0, minute=60, seller="S5", created=True, category="beauty", title="Soft Hair Dryer - Black")
+    serum = upsert("D2", 95.0, minute=61, seller="S6", created=True, category="beauty", title="Soft Hair Serum - Black")
+    assert judged(hair + [dryer]) == []
+    found = judged(hair + [serum])
+    assert summary(found) == [("seller:S6", "price_gouging", ["far_above_comparable_items"])]
+    assert all("Serum" in titles[i] for i in found[0].evidence["comparable_listings"])
+
+
 # ---- fake discount ------------------------------------------------------------------------------
 
 
@@ -220,6 +248,14 @@ def test_raise_then_discount_back_is_found_on_a_listing_first_seen_mid_life():
     found = judged(events)
     assert summary(found) == [("seller:S4", "fake_discount", ["was_above_recent_prices"])]
     assert found[0].evidence["history_complete"] is False
+
+
+def test_a_sale_marked_with_a_price_shown_for_a_minute_is_clean_when_it_barely_overstates_the_discount():
+    """25.99, 26.99 for a minute, then 20.99 "was 26.99": 22% claimed, 19% real off the regular price."""
+    events = history("L1", (0, 25.99), (HOUR, 26.99), (HOUR + 1, 20.99, 26.99))
+    assert judged(events) == []
+    raised_far = history("L2", (0, 25.99), (HOUR, 31.99), (HOUR + 1, 20.99, 31.99))  # 34% claimed, 19% real
+    assert [v.evidence["kinds"] for v in judged(raised_far)] == [["was_never_charged"]]
 
 
 def test_a_was_price_the_listing_never_charged_is_found_at_once():

@@ -22,7 +22,6 @@ import msgspec
 
 from detectors.pricing.gouging import far_above
 from detectors.pricing.comparable import ComparableConfig, ComparableIndex
-from detectors.pricing.levels import ROUNDING
 from detectors.pricing.market import ListingRecord
 
 VIOLATION_TYPE = "fake_discount"
@@ -109,9 +108,11 @@ def _judge_point(cfg: DiscountConfig, comparable: ComparableConfig, index: Compa
                 **common, "lowest_recent_price": lowest, "lowest_recent_price_since": since,
                 "was_over_lowest": round(point.was / lowest, 3), "threshold_was_tolerance": cfg.was_tolerance,
                 "history_complete": record.complete}}
-        # A "was" price at or below what the listing charged understates the discount: no harm done.
-        understated = point.was <= lowest * ROUNDING
-        if not understated and record.covers(point.ts, window_ms) and not record.charged(
+        # A "was" price the listing never charged misleads when the discount it claims exceeds the real one
+        # (from the lowest regular price) by as much as a discount must be to show at all; a sale from 25.99
+        # marked "was 26.99" (a price shown for a minute) claims 22% off for a real 19%: no shopper is misled.
+        overstated = (1.0 - point.price / point.was) - (1.0 - point.price / lowest) >= cfg.min_discount
+        if overstated and record.covers(point.ts, window_ms) and not record.charged(
                 point.was, point.ts, window_ms, hold_ms):
             return {"was_never_charged": {
                 **common, "lowest_recent_price": lowest, "was_over_lowest": round(point.was / lowest, 3),

@@ -248,17 +248,12 @@ E2E_MACROS = {"$__rate_interval": "20s", "$__interval": "2s", "$__range": "10m",
               "$instance": ".+"}
 E2E_BUDGET_S = 90
 
-# Panel targets that cannot have data from `shopguard run` on the simulator
-# yet: (dashboard uid, panel title, refId) -> why. Each is a strict xfail:
-# remove it here once its data arrives.
+# Panel targets that cannot have data from `shopguard run` on the simulator:
+# (dashboard uid, panel title, refId) -> why. Each is a strict xfail: remove
+# it here once its data arrives.
 NO_KAFKA = "the simulator source reads no Kafka partitions, so there is no consumer lag to show"
-FEW_DECISIONS = ("a short simulated run decides too few appeals (and the anomaly models flag too few actors) "
-                 "for a ROC AUC: it needs decisions of both outcomes after the models' warm-up")
 PENDING: dict[tuple[str, str, str], str] = {
     ("shopguard-overview", "Kafka consumer lag by topic", "A"): NO_KAFKA,
-    ("shopguard-models", "Appeal classifier: ROC AUC and accuracy", "A"): FEW_DECISIONS,
-    ("shopguard-models", "Appeal classifier: ROC AUC and accuracy", "B"): FEW_DECISIONS,
-    ("shopguard-models", "Anomaly models: agreement with the rules (ROC AUC)", "A"): FEW_DECISIONS,
 }
 
 

@@ -225,6 +225,21 @@ def test_a_colour_shared_with_a_dearer_product_does_not_make_it_comparable():
     assert all("Serum" in titles[i] for i in found[0].evidence["comparable_listings"])
 
 
+def test_a_colour_half_the_sellers_run_on_without_a_separator_still_weighs_as_a_colour():
+    """ "Soft Throw Blanket Sage" and "Soft Throw Blanket - Sage": a word written as a variant in half its
+    titles is an attribute, so it never ties a listing to another kind of product."""
+    events = market({"Scented Candle": 15.0, "Ceramic Mug": 12.0, "Throw Blanket": 35.0, "Desk Organizer": 60.0}, 300)
+    events = [e if i % 2 else upsert(e.listing_id, e.price, minute=(e.ts - events[0].ts) / 60_000,
+                                     seller=e.seller_id, created=True, title=e.title.replace(" - ", " "))
+              for i, e in enumerate(events)]
+    place = Marketplace()
+    place.feed(events)
+    weight = place.states["home"].index._weigher(place.detector.config.comparable)
+    kinds = title_words("Scented Candle Ceramic Mug Throw Blanket Desk Organizer", None)
+    colours = title_words("Black White Navy Beige Olive Sage", None)
+    assert max(weight[c] for c in colours) < min(weight[k] for k in kinds) / 20
+
+
 # ---- fake discount ------------------------------------------------------------------------------
 
 

@@ -335,7 +335,7 @@ class _Weights(dict):
         if stats is not None and stats[0] >= _MIN_WORD_PRICES and self.spread > 0:
             weight *= min(1.0, max(_MIN_INFORMATION, 1.0 - _sd(stats) / self.spread))
         if df:  # a word sellers write as a variant ("Mug, Sage") names no kind of product, wherever it stands
-            weight *= 1.0 - (1.0 - self.attribute) * min(1.0, self.variant_df.get(word, 0) / df)
+            weight *= 1.0 - (1.0 - self.attribute) * min(1.0, _ATTRIBUTE_AT * self.variant_df.get(word, 0) / df)
         self[word] = weight
         return weight
 
@@ -358,6 +358,8 @@ def _deviation(cfg: ComparableConfig, how: str, compared: list[Neighbour], value
 _MEMO_SIZE = 64  # judgements remembered between two changes of the index
 _MIN_WORD_PRICES = 5  # prices of a word before its spread says anything
 _MIN_INFORMATION = 0.05  # even a colour weighs a little: it breaks ties between equally good matches
+_ATTRIBUTE_AT = 2.0  # a word written as a variant in half its titles is an attribute (a colour), not a kind
+# (home, the tuning world, writes colours after a separator: its results are the same with or without this)
 _STATS_MEMORY = 500  # listings a word's price statistics weigh (older ones fade)
 
 

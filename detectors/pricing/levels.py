@@ -55,22 +55,29 @@ def title_words(title: str, brand: str | None) -> frozenset[str]:
 # Where a title's name ends and its variants start: "Hair Dryer, Bottle Green", "Desk Planner | Sage",
 # "Candle - Sage", "Coat (Navy)".
 _TITLE_PARTS = re.compile(r"\s[-\u2013\u2014/|]\s|[,|()\[\]:;]")
+# Bracketed tags before the name ("(New) ", "[Brand] ", "【Brand】"): the name is the first part after them,
+# however short ("[Kaede] Figure / Sumi Black / Chibi" is a figure).
+_LEADING_TAGS = re.compile(r"^\s*(?:[(\[\u3010][^)\]\u3011]*[)\]\u3011]\s*)+")
 
 
 def variant_words(title: str, brand: str | None) -> frozenset[str]:
-    """The words of a title that only its variant part has (after the first separator: a colour, a size);
-    the name is the first part of more than one word.
+    """The words of a title that only its variant parts have (after the name: a colour, a size); the name
+    is the first part after any bracketed tags.
 
     >>> sorted(variant_words("Volumising Hair Dryer, Bottle Green", None))
     ['botie', 'gren']
     >>> sorted(variant_words("(New) Scented Candle - Sage, scented", None)), variant_words("Wax Jacket", None)
     (['new', 'sage'], frozenset())
+    >>> sorted(variant_words("[Kaede] Figure / Sumi Black / Chibi", "Kaede"))
+    ['biack', 'chibi', 'sumi']
     """
-    parts = [words for part in _TITLE_PARTS.split(title) if (words := title_words(part, brand))]
-    if len(parts) < 2:
+    tags = _LEADING_TAGS.match(title)
+    body = title[tags.end():] if tags else title
+    parts = [words for part in _TITLE_PARTS.split(body) if (words := title_words(part, brand))]
+    if not parts:
         return frozenset()
-    name = next((words for words in parts if len(words) > 1), parts[0])
-    return frozenset().union(*parts) - name
+    tagged = title_words(tags.group(), brand) if tags else frozenset()
+    return frozenset().union(tagged, *parts[1:]) - parts[0]
 
 
 @dataclass(slots=True)

@@ -31,8 +31,8 @@ HELD_OUT = sorted(w for w in WORLDS if w != TUNING_WORLD)
 MIN_PRECISION, MIN_RECALL, MAX_MEDIAN_TTD_S = 0.97, 0.95, 60.0
 
 WORDING = "replica, banned-item and off-platform wording of this world the lexicons (policy data) do not have"
-PREMIUM = ("honest premium product types whose title words a premium brand's prices have made look "
-           "uninformative, so they are compared with cheaper kinds (word price statistics are not robust yet)")
+PREMIUM = ("an honest '[Kaede] Figure / Sumi Black / Chibi' at a figure's price compared with 'Chibi Plush "
+           "(Sumi Black)' and 'Chibi Keychain (Sumi Black)': a one-word product name is outweighed by the rest")
 # world -> type -> (precision, recall, median time to detect s) measured, for what falls short; "honest_enforced":
 # honest actors with an enforced violation. Each with why.
 LATE_TEXT = "a LIVE's solicitation found only when later speech repeats it in words the lexicon has"
@@ -51,7 +51,7 @@ SHORTFALLS: dict[str, dict[str, tuple[tuple[float, float, float | None], str]]] 
         "linked_accounts": ((1.0, 0.83, None), "a ban evader who shares one identifier with the banned account"),
         "misleading_claims": ((1.0, 0.67, None), WORDING),
         "off_platform_solicitation": ((1.0, 0.5, None), WORDING + " (LINE, PayPay)"),
-        "price_gouging": ((0.55, 1.0, None), PREMIUM),
+        "price_gouging": ((0.86, 1.0, None), PREMIUM),
         "prohibited_listing": ((1.0, 0.67, None), WORDING),
     },
     "atelier": {
@@ -60,13 +60,12 @@ SHORTFALLS: dict[str, dict[str, tuple[tuple[float, float, float | None], str]]] 
         "misleading_claims": ((1.0, 0.8, 1188), WORDING + "; " + LATE_TEXT),
         "misleading_price_claim": ((1.0, 0.8, None), "a spoken price not tied to its listing (decimal comma)"),
         "off_platform_solicitation": ((1.0, 0.4, 1075), WORDING + "; " + LATE_TEXT),
-        "price_gouging": ((1.0, 0.6, None), "overpriced new listings in a world where a fifth of sellers are "
-                                            "premium: the brand's level absorbs part of the markup"),
+        "price_gouging": ((1.0, 0.8, None), "a stepwise raise whose last step (2.4x) is under raise_ratio"),
     },
 }
 HONEST_ENFORCED: dict[str, tuple[int, str]] = {
     "harbour": (1, "the fake_discount case above"),
-    "sakura": (5, PREMIUM),
+    "sakura": (1, PREMIUM),
 }
 # The review queue (#14: surfaces >= 50% of the abusers no rule flagged, >= 60% of its actors abusers):
 # world -> (share of its actors that are abusers, share of unflagged abusers surfaced), as measured.

@@ -171,6 +171,7 @@ def build_job(config: Config, *, source: Reader, replay: bool, metrics: Metrics,
     control = control or Control(config.cluster.process_id, config.cluster.processes)
     ctx = JobContext(config=config, policy=load_policy(config.policy_path or None), metrics=metrics, replay=replay)
     metrics.set_policy_version(ctx.policy.version)
+    metrics.init_programs(ctx.policy.incentives.programs if ctx.policy.incentives else ())
     read = source(config, metrics)
     read.attach(control, health)
     if config.output.kind == "kafka":

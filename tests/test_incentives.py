@@ -237,7 +237,8 @@ def test_a_replay_gives_the_same_incentives_on_1_2_and_4_workers(tmp_path):
     for seller in ("S1", "S2", "S3", "S4", "HS1", "HS2"):
         events += order_events(seller, 6, T0 - 3 * HOUR)
     path = write_events(tmp_path / "e.jsonl", events)
-    runs = [replay(path, tmp_path / f"w{n}", workers=n)[1] for n in (1, 2, 4)]
+    results = [replay(path, tmp_path / f"w{n}", workers=n) for n in (1, 2, 4)]
+    runs = [out for _, out in results]
     views = [sorted(json.dumps(r, sort_keys=True) for r in out["incentives.jsonl"]) for out in runs]
     assert views[0] == views[1] == views[2]
     got = {(r["actor"], r["program"], r["change"]) for r in runs[0]["incentives.jsonl"]}
@@ -249,3 +250,11 @@ def test_a_replay_gives_the_same_incentives_on_1_2_and_4_workers(tmp_path):
     assert revoked and all(r["violation_id"] in spam for r in revoked)
     final = {s["actor"]: s for s in sorted(runs[0]["standing.jsonl"], key=lambda s: s["ts"])}
     assert final["seller:HS1"]["programs"] == ["trusted_seller", "search_boost"]
+
+    # every program's series exist from the start (at 0), so rates and the alert see them
+    from prometheus_client import generate_latest
+    exported = generate_latest(results[0][0].registry).decode()
+    assert 'shopguard_incentive_changes_total{change="restored",program="live_campaigns"} 0.0' in exported
+    assert 'shopguard_incentive_eligible_actors{program="commission_bonus"} 0.0' in exported
+    assert 'shopguard_credits_forfeited_total{violation_type="order_brushing"} 0.0' in exported
+    assert 'shopguard_incentive_changes_total{change="revoked",program="trusted_seller"} 3.0' in exported

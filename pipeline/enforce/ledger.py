@@ -187,6 +187,8 @@ class ActorLedger:
         fading linearly to 0 at its expiry, and each credited lesson gives
         `lesson_credit` fading linearly to 0 over `expiry_days`.
         """
+        if not self.entries and not self.lessons:
+            return 1000  # the common case (an active, clean actor): nothing to add up
         span = policy.expiry_days * DAY_MS
         penalty = sum(
             policy.penalty(e.violation.severity) * min(1.0, max(0, e.expires_at - now) / span)
@@ -433,8 +435,8 @@ class ActorLedger:
         role = role_of(self.actor)
         return {name: p for name, p in policy.incentives.programs.items() if p.role == role}
 
-    def _unmet(self, program: Any, now: int, policy: Policy) -> list[Any]:
-        health = self.health(now, policy)
+    def _unmet(self, program: Any, now: int, policy: Policy, health: int | None = None) -> list[Any]:
+        health = self.health(now, policy) if health is None else health
         blockers = [(e.violation.detected_at, vid, e.violation.violation_type)
                     for vid, e in self.entries.items() if e.penalised]
         health_at = self._health_reaches(program.min_health, now, policy) if health < program.min_health else None
@@ -457,12 +459,13 @@ class ActorLedger:
         self._close_periods(now, policy)
         self.rewards.prune(now, keep_days(policy) + (policy.incentives.credits.period_days if policy.incentives else 0))
         programs, held, out = self._programs(policy), self.rewards.held, []
+        health = self.health(now, policy)
         for name in [n for n in held if n not in programs]:
             del held[name]
             out.append(self._incentive(name, REVOKED, f"program withdrawn by policy {policy.version}", now, cause,
                                        shadow=False))
         for name, program in programs.items():
-            rules = self._unmet(program, now, policy)
+            rules = self._unmet(program, now, policy, health)
             if not rules and name not in held:
                 held[name] = now
                 change = RESTORED if cause.kind == "appeal" else GRANTED

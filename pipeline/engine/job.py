@@ -106,6 +106,8 @@ def summary(metrics: Metrics, out_dir: str, seconds: float, outcome: Outcome | N
     lines.append(f"  actions          {int(metrics.total(metrics.actions)):,}"
                  + _breakdown(metrics.by_label(metrics.actions, "action")))
     lines.append(f"  review queue     {int(metrics.total(metrics.review_queue)):,}")
+    lines.append(f"  incentives       {int(metrics.total(metrics.incentive_changes)):,}"
+                 + _breakdown(metrics.by_label(metrics.incentive_changes, "change")))
     lines.append(f"  outputs in       {out_dir}/")
     return "\n".join(lines)
 

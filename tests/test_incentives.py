@@ -8,6 +8,7 @@ violations; the end-to-end test replays a small marketplace through the real flo
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
@@ -258,3 +259,21 @@ def test_a_replay_gives_the_same_incentives_on_1_2_and_4_workers(tmp_path):
     assert 'shopguard_incentive_eligible_actors{program="commission_bonus"} 0.0' in exported
     assert 'shopguard_credits_forfeited_total{violation_type="order_brushing"} 0.0' in exported
     assert 'shopguard_incentive_changes_total{change="revoked",program="trusted_seller"} 3.0' in exported
+
+
+def test_a_recovery_snapshot_from_before_incentives_resumes_with_no_rewards():
+    """A ledger pickled before `rewards` and `forfeited` existed (their state is shorter) loads with defaults."""
+    from pipeline.enforce.ledger import ActorLedger, Entry
+
+    v = violation(ts=T0)
+    entry, ledger = Entry(v, points=12, expires_at=T0 + DAY_MS), ActorLedger("seller:S1")
+    old_entry = (None, {k: v for k, v in entry.__getstate__()[1].items() if k != "forfeited"})
+    old_ledger = (None, {k: v for k, v in ledger.__getstate__()[1].items() if k != "rewards"})
+    entry2, ledger2 = object.__new__(Entry), object.__new__(ActorLedger)
+    entry2.__setstate__(old_entry)
+    ledger2.__setstate__(old_ledger)
+    assert entry2.forfeited == 0 and entry2.points == 12
+    assert ledger2.rewards.credits == 0 and ledger2.rewards.held == {}
+    ledger2.entries[v.violation_id] = entry2
+    assert ledger2.standing(T0, POLICY).credits == 0
+    assert pickle.loads(pickle.dumps(ledger2)).rewards.credits == 0  # and it pickles as usual again

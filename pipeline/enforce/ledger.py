@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, NamedTuple
 
 import msgspec
@@ -136,6 +136,22 @@ def _name_list(ids: list[str], limit: int = 20) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
+def _restore(obj: Any, state: Any) -> None:
+    """Unpickle a slots dataclass from a snapshot taken before its newest fields: those take their defaults.
+
+    The pickled state of a slotted object is `(None, {slot: value})`.
+    """
+    slots = state[1] if isinstance(state, tuple) else state
+    for f in fields(obj):
+        if f.name in slots:
+            value = slots[f.name]
+        elif f.default_factory is not MISSING:
+            value = f.default_factory()
+        else:
+            value = f.default
+        object.__setattr__(obj, f.name, value)
+
+
 @dataclass(slots=True)
 class Entry:
     """One violation in an actor's record, with what has happened to it since."""
@@ -146,6 +162,8 @@ class Entry:
     appeal: str = ""  # "", "filed", "upheld" or "overturned"
     filed_at: int | None = None
     forfeited: int = 0  # incentive credits it took; given back if it is overturned
+
+    __setstate__ = _restore  # recovery snapshots from before `forfeited`
 
     @property
     def in_force(self) -> bool:
@@ -173,6 +191,8 @@ class ActorLedger:
     credited: dict[str, int] = field(default_factory=dict)  # violation type -> ts of its last credited lesson
     lessons: list[int] = field(default_factory=list)  # ts of credited lessons (health credit), oldest first
     rewards: Rewards = field(default_factory=Rewards)  # incentive credits, activity and programs held
+
+    __setstate__ = _restore  # recovery snapshots from before `rewards`
 
     # ---- what the actor's standing is ---------------------------------------------------
 

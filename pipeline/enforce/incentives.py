@@ -87,6 +87,7 @@ class Rewards:
     period: int = -1  # the open credit period (index of `period_days` since the epoch); -1 before any
     days: dict[int, list[int]] = field(default_factory=dict)  # day index -> [orders, lives]
     held: dict[str, int] = field(default_factory=dict)  # program -> event time granted (shadow programs too)
+    lost: set[str] = field(default_factory=set)  # programs revoked and not regained since: a regain restores
     tick_at: int = 0  # the next scheduled daily look (0: none scheduled)
 
     def count(self, item: Activity) -> None:

@@ -488,12 +488,14 @@ class ActorLedger:
             rules = self._unmet(program, now, policy, health)
             if not rules and name not in held:
                 held[name] = now
-                change = RESTORED if cause.kind == "appeal" else GRANTED
+                change = RESTORED if cause.kind == "appeal" and name in self.rewards.lost else GRANTED
+                self.rewards.lost.discard(name)
                 reason = "every rule met: " + (requirements_met(program) if change == GRANTED
                                                else f"appeal {cause.appeal_id} overturned {cause.violation_id}")
                 out.append(self._incentive(name, change, reason, now, cause, shadow=not program.enforced))
             elif rules and name in held:
                 del held[name]
+                self.rewards.lost.add(name)
                 blamed = cause.violation_id or next((r.violation_id for r in rules if r.violation_id), "")
                 out.append(self._incentive(name, REVOKED, "; ".join(r.text for r in rules), now,
                                            cause._replace(violation_id=blamed), shadow=not program.enforced))

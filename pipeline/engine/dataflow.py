@@ -399,7 +399,8 @@ def build_flow(
     uses = op.branch("split_identity_uses", others.falses, lambda x: isinstance(x, IdentityUse))
     policy = op.branch("split_models_policy", uses.falses,
                        lambda x: type(x) is PolicyUpdate and x.key == MODELS_KEY)
-    # Orders and LIVEs started, for the incentives of the final ledger only.
+    # Orders and LIVEs started, for the incentives of the final ledger only (through the models step, which
+    # passes them on in event-time order with the violations).
     activity = op.branch("split_activity", policy.falses, lambda x: type(x) is Activity)
     identity_uses, governance, models_policy = uses.trues, activity.falses, policy.trues
 
@@ -423,10 +424,11 @@ def build_flow(
     # Reviewers' verdicts teach the models (the step id predates the overturn and review verdicts).
     decisions = op.filter("appeal_decisions", governance, lambda e: type(e) in REVIEWER_VERDICTS)
     models_in = op.key_on("key_models", op.merge("models_inputs", feature_errors.falses, manifests.trues, detected,
-                                                 decisions, models_policy), lambda _: MODELS_KEY)
+                                                 decisions, models_policy, activity.trues), lambda _: MODELS_KEY)
     modeled = op.key_rm("models_records", ctx.step("online_models", models_in, models_shard(ctx), keys_label=None))
     reviews = op.branch("split_review_entries", modeled, lambda x: type(x) is ReviewEntry)
-    assessed, review_entries = reviews.falses, reviews.trues
+    passed_on = op.branch("split_passed_activity", reviews.falses, lambda x: type(x) is Activity)
+    assessed, review_entries, activity_in_order = passed_on.falses, reviews.trues, passed_on.trues
 
     # Ban evasion (see enforce/links.py): a silent suspensions-only ledger pass, then linking by identifier.
     decided = op.merge("suspension_inputs", assessed, governance)
@@ -440,7 +442,7 @@ def build_flow(
     linked = op.key_rm("linked_violations", ctx.step(
         "link_accounts", op.key_rm("notes", notes), lambda state: LinkShard(link_config, ctx.policy, state)))
 
-    to_ledger = op.merge("ledger_inputs", assessed, linked, governance, activity.trues)
+    to_ledger = op.merge("ledger_inputs", assessed, linked, governance, activity_in_order)
     by_actor = op.key_on("key_ledger", to_ledger, lambda x: ledger_key_of(x, shards))
     ledger_out = op.key_rm("ledger_records", ctx.step("ledger", by_actor, ledger_shard(ctx, ctx.metrics)))
 

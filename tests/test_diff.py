@@ -103,7 +103,7 @@ def test_diff_weighs_incentives_lost_and_the_order_value_of_the_actors_affected(
 
     events = marketplace()
     for seller in ("S1", "S2", "S3", "S4"):
-        events += order_events(seller, 6, T0 - 3 * HOUR)  # 6 orders of 30.00 USD each
+        events += order_events(seller, 6, T0 - 8 * HOUR)  # 6 orders of 30.00 USD each
     path = str(write_events(tmp_path / "events.jsonl", events))
     shadow = str(write_policy(tmp_path / "shadow.toml", **{"types.listing_spam.enforced": "false"}))
     strict = str(write_policy(tmp_path / "strict.toml", **{"types.listing_spam.points": "12"}))

@@ -13,7 +13,7 @@ import pickle
 import pytest
 
 from pipeline.contract.records import Incentive, Standing
-from pipeline.enforce.incentives import Activity
+from pipeline.enforce.incentives import HOUR_MS, SETTLE_MS, Activity, counted_at, look_at_or_after
 from pipeline.enforce.policy import PolicyError, load_policy
 from tests.conftest import replay
 from tests.test_ledger import (
@@ -58,7 +58,8 @@ def test_an_active_clean_seller_earns_credits_per_period_and_the_badge_after_thr
     records, metrics = apply(items)
     granted = changes(records, "trusted_seller")
     assert granted[0][:2] == ("trusted_seller", "granted")
-    assert granted[0][2] == items[2].ts  # the third order completes "3 orders in the last 7 days"
+    # the third order completes "3 orders in the last 7 days" once its hour is settled, at the next hourly look
+    assert granted[0][2] == counted_at(items[2].ts)
     first = of(records, Incentive)[0]
     assert first.reason.startswith("every rule met: health 800 or more") and not first.shadow
     final = standing(records)
@@ -102,7 +103,8 @@ def test_an_enforced_violation_forfeits_credits_by_severity_and_revokes_the_badg
     assert after.credits == earned - 25 and after.programs == []
     assert metrics.credits_forfeited_child("order_brushing")._value.get() == 25
     gap = {g.program: g for g in after.program_gaps}["trusted_seller"]
-    assert gap.regain_at == v.detected_at + 14 * DAY_MS  # health 840 is enough: only the clean days are missing
+    # health 840 is enough: only the clean days are missing, until the first hourly look after them
+    assert gap.regain_at == look_at_or_after(v.detected_at + 14 * DAY_MS)
 
 
 def test_a_shadow_violation_forfeits_nothing_and_revokes_nothing(tmp_path):
@@ -165,7 +167,7 @@ def test_the_badge_comes_back_when_the_promised_day_comes():
     assert any(m.startswith("health 680, below 800") for m in gap.missing)
     regained = [ts for p, c, ts in changes(records, "trusted_seller") if c == "granted" and ts > v.detected_at]
     assert regained == [gap.regain_at]
-    assert regained[0] % DAY_MS == 0 and regained[0] - v.detected_at > 30 * DAY_MS  # a daily look, a month later
+    assert regained[0] % HOUR_MS == SETTLE_MS and regained[0] - v.detected_at > 30 * DAY_MS  # a look, a month on
 
 
 def test_the_violation_expiring_brings_back_a_program_that_needs_full_health(tmp_path):
@@ -174,9 +176,10 @@ def test_the_violation_expiring_brings_back_a_program_that_needs_full_health(tmp
     v = violation(ts=T0 + 5 * DAY_MS, vtype="listing_spam", policy=strict)
     records, _ = apply(items + [v], strict)
     regained = [ts for p, c, ts in changes(records, "trusted_seller") if c == "granted" and ts > v.detected_at]
-    expiry = v.detected_at + int(strict.expiry_days * DAY_MS)
-    # health 1000 (rounded) comes back on the last day before the violation expires
-    assert regained and expiry - DAY_MS <= regained[0] < expiry
+    span = int(strict.expiry_days * DAY_MS)
+    expiry = v.detected_at + span
+    # health rounds to 1000 once the low penalty (40) has faded to 0.5: 1/80 of the span before the expiry
+    assert regained == [look_at_or_after(expiry - span // 80)]
 
 
 def test_a_seller_that_stops_selling_loses_the_badge_a_week_later():
@@ -184,7 +187,7 @@ def test_a_seller_that_stops_selling_loses_the_badge_a_week_later():
     records, _ = apply(items)
     revoked = [r for r in of(records, Incentive) if r.program == "trusted_seller" and r.change == "revoked"]
     assert len(revoked) == 1 and "orders in the last 7 days, 3 needed" in revoked[0].reason
-    assert revoked[0].violation_id == "" and revoked[0].ts % DAY_MS == 0
+    assert revoked[0].violation_id == "" and revoked[0].ts % HOUR_MS == SETTLE_MS  # at an hourly look
 
 
 # ---- policy --------------------------------------------------------------------------------------------
@@ -236,7 +239,10 @@ def order_events(seller: str, n: int, start: int) -> list[dict]:
 def test_a_replay_gives_the_same_incentives_on_1_2_and_4_workers(tmp_path):
     events = marketplace()
     for seller in ("S1", "S2", "S3", "S4", "HS1", "HS2"):
-        events += order_events(seller, 6, T0 - 3 * HOUR)
+        # the badge is theirs by T0 - 5 h; one more order, much later, moves their ledger shard's clock on
+        events += order_events(seller, 6, T0 - 8 * HOUR) + [
+            {**e, "event_id": e["event_id"] + "-late", "order_id": e["order_id"] + "-late"}
+            for e in order_events(seller, 1, T0 + 9 * HOUR)]
     path = write_events(tmp_path / "e.jsonl", events)
     results = [replay(path, tmp_path / f"w{n}", workers=n) for n in (1, 2, 4)]
     runs = [out for _, out in results]
@@ -277,3 +283,19 @@ def test_a_recovery_snapshot_from_before_incentives_resumes_with_no_rewards():
     ledger2.entries[v.violation_id] = entry2
     assert ledger2.standing(T0, POLICY).credits == 0
     assert pickle.loads(pickle.dumps(ledger2)).rewards.credits == 0  # and it pickles as usual again
+
+
+def test_the_same_orders_in_any_arrival_order_give_the_same_incentives():
+    """Orders arrive minutes out of order; they count once their hour is settled, so the order does not matter."""
+    items = orders(10, per_day=3) + [violation(ts=T0 + 8 * DAY_MS + 12 * HOUR + 90_000, vtype="listing_spam")]
+    a, _ = apply(items)
+    def arrival(item):  # each hour's items arrive newest first: minutes out of order
+        ts = item.ts if isinstance(item, Activity) else item.detected_at
+        return ts // HOUR_MS, -ts
+
+    late = sorted(items, key=arrival)
+    s, b = shard(), []
+    for item in late:  # and each is applied as it comes, nothing held back
+        s.add(item, 0.0)
+        b += s.release(1.0)
+    assert late != items and changes(a) and changes(a) == changes(b)

@@ -8,8 +8,11 @@ grants, revocations and restorations on any number of workers.
 
 - **Activity** reaches the ledger as compact `Activity` items (one per
   `order.placed` for its seller, one per `live.started` for its creator),
-  counted per day of event time for the activity windows of the programs and
-  per credit period.
+  counted per hour of event time. Events arrive a few minutes out of order,
+  so activity only counts once its hour is settled: rules read the complete
+  hours before `now - SETTLE_MS`, and an actor is judged on its activity at
+  the hourly looks (`SETTLE_MS` past each hour), never at the arrival of an
+  order. Whatever order the orders arrive in, the same grants follow.
 - **Credits**: a period with activity and no enforced violation issued in it
   earns `per_clean_period` (up to `cap`) when it ends; an enforced violation
   forfeits by severity at once; an overturned appeal gives them back.
@@ -23,9 +26,10 @@ grants, revocations and restorations on any number of workers.
 >>> for n in range(3):
 ...     rewards.count(Activity(event_id=f"o{n}", ts=DAY_MS * 20_000 + n, actor="seller:S1", kind="order"))
 >>> program = policy.incentives.programs["trusted_seller"]
->>> [rule.text for rule in unmet(program, "seller:S1", rewards, health=1000, blockers=[], now=DAY_MS * 20_000)]
+>>> look = counted_at(DAY_MS * 20_000)  # the look after the orders' hour is settled
+>>> [rule.text for rule in unmet(program, "seller:S1", rewards, health=1000, blockers=[], now=look)]
 []
->>> [rule.text for rule in unmet(program, "seller:S1", rewards, health=700, blockers=[], now=DAY_MS * 20_000)]
+>>> [rule.text for rule in unmet(program, "seller:S1", rewards, health=700, blockers=[], now=look)]
 ['health 700, below 800']
 """
 
@@ -42,6 +46,10 @@ from pipeline.contract.records import Incentive, ProgramGap  # noqa: F401  (re-e
 from pipeline.enforce.policy import CreditPolicy, Policy, ProgramPolicy
 
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+# Activity of an hour counts once this much event time has passed after it (events arrive a few minutes
+# out of order); the hourly looks at an actor's programs come this long after each hour.
+SETTLE_MS = 10 * 60_000
 GRANTED, REVOKED, RESTORED = "granted", "revoked", "restored"
 CHANGES = (GRANTED, REVOKED, RESTORED)
 TOPIC_OF_KIND = {"order": "order-events", "live": "live-events"}
@@ -85,35 +93,58 @@ class Rewards:
 
     credits: int = 0
     period: int = -1  # the open credit period (index of `period_days` since the epoch); -1 before any
-    days: dict[int, list[int]] = field(default_factory=dict)  # day index -> [orders, lives]
+    hours: dict[int, list[int]] = field(default_factory=dict)  # hour index -> [orders, lives]
     held: dict[str, int] = field(default_factory=dict)  # program -> event time granted (shadow programs too)
     lost: set[str] = field(default_factory=set)  # programs revoked and not regained since: a regain restores
     tick_at: int = 0  # the next scheduled daily look (0: none scheduled)
 
     def count(self, item: Activity) -> None:
-        slot = self.days.setdefault(item.ts // DAY_MS, [0, 0])
+        slot = self.hours.setdefault(item.ts // HOUR_MS, [0, 0])
         slot[0 if item.kind == "order" else 1] += 1
 
-    def in_window(self, now: int, days: int) -> tuple[int, int]:
-        """Orders and LIVEs in the `days` whole days ending with the day of `now`."""
-        today = now // DAY_MS
+    def between(self, start: int, end: int) -> tuple[int, int]:
+        """Orders and LIVEs of the hours that start in [start, end)."""
         orders = lives = 0
-        for day, (o, lv) in self.days.items():
-            if today - days < day <= today:
+        for hour, (o, lv) in self.hours.items():
+            if start <= hour * HOUR_MS < end:
                 orders, lives = orders + o, lives + lv
         return orders, lives
 
+    def in_window(self, now: int, days: int) -> tuple[int, int]:
+        """Orders and LIVEs in the `days` days up to the last settled hour at `now`."""
+        end = settled(now)
+        return self.between(end - days * DAY_MS, end)
+
     def prune(self, now: int, keep_days: int) -> None:
-        oldest = now // DAY_MS - keep_days
-        for day in [d for d in self.days if d <= oldest]:
-            del self.days[day]
+        oldest = (settled(now) - keep_days * DAY_MS) // HOUR_MS
+        for hour in [h for h in self.hours if h < oldest]:
+            del self.hours[hour]
 
     def busy(self) -> bool:
         """Something time alone can change: a program held or activity still in a window."""
-        return bool(self.held or self.days)
+        return bool(self.held or self.hours)
 
     def empty(self) -> bool:
-        return not (self.credits or self.held or self.days)
+        return not (self.credits or self.held or self.hours)
+
+
+def settled(now: int) -> int:
+    """The end of the activity that counts at `now`: the start of the hour `SETTLE_MS` ago."""
+    return (now - SETTLE_MS) // HOUR_MS * HOUR_MS
+
+
+def next_look(ts: int) -> int:
+    """The first hourly look after `ts` (`SETTLE_MS` past an hour)."""
+    return ((ts - SETTLE_MS) // HOUR_MS + 1) * HOUR_MS + SETTLE_MS
+
+
+def look_at_or_after(ts: int) -> int:
+    return next_look(ts - 1)
+
+
+def counted_at(ts: int) -> int:
+    """The hourly look at which activity at `ts` first counts (its hour settled)."""
+    return (ts // HOUR_MS + 1) * HOUR_MS + SETTLE_MS
 
 
 def role_of(actor: str) -> str:
@@ -135,10 +166,7 @@ def keep_days(policy: Policy) -> int:
 
 def period_active(credits: CreditPolicy, role: str, rewards: Rewards, start: int, end: int) -> bool:
     """Whether the actor's activity in [start, end) reaches the credit period's minimum."""
-    orders = lives = 0
-    for day_index, (o, lv) in rewards.days.items():
-        if start <= day_index * DAY_MS < end:
-            orders, lives = orders + o, lives + lv
+    orders, lives = rewards.between(start, end)
     if role == "seller":
         return orders >= max(1, credits.min_orders)
     return lives >= max(1, credits.min_lives)
@@ -160,7 +188,7 @@ def unmet(program: ProgramPolicy, actor: str, rewards: Rewards, *, health: int,
         recent = [b for b in blockers if b[0] > since and (not program.clean_of or b[2] in program.clean_of)]
         if recent:
             newest = max(recent)
-            clean_at = newest[0] + program.clean_days * DAY_MS
+            clean_at = look_at_or_after(newest[0] + program.clean_days * DAY_MS)
             out.append(Rule("clean", f"{newest[2]} violation on {day(newest[0])}: {program.clean_days} clean days "
                                      f"needed after it, until {day(clean_at)}", newest[1], clean_at))
     orders, lives = rewards.in_window(now, program.activity_days)

@@ -65,8 +65,8 @@ from pipeline.contract.records import (
     Action, AppealOutcome, DeadLetter, Incentive, Standing, Violation, evidence_features,
 )
 from pipeline.enforce.incentives import (
-    GRANTED, RESTORED, REVOKED, Activity, CreditsForfeited, Rewards, gap, incentive_id, keep_days, period_active,
-    requirements as requirements_met, role_of, unmet,
+    GRANTED, HOUR_MS, RESTORED, REVOKED, Activity, CreditsForfeited, Rewards, gap, incentive_id, keep_days,
+    counted_at, next_look, period_active, requirements as requirements_met, role_of, settled, unmet,
 )
 from pipeline.enforce.policy import LASTING_ACTIONS, RESTRICTION_KINDS, Policy
 from sinks.metrics import Metrics
@@ -80,7 +80,7 @@ REJECTION_REASONS = ("unknown_violation", "wrong_actor", "repeated_appeal", "unk
 # a filing before its decision.
 RANK = {Violation: 0, AppealFiled: 1, AppealDecided: 2, ViolationOverturned: 2, EducationCompleted: 3,
         ReviewDecided: 3, Activity: 4}
-TICK = "tick"  # a `due` entry for the daily look at an actor's incentives (not a violation id)
+TICK = "tick"  # a `due` entry for the hourly look at an actor's incentives (not a violation id)
 
 
 class Cause(NamedTuple):
@@ -359,16 +359,12 @@ class ActorLedger:
             return False
         return any(e.penalised and e.violation.violation_type == vtype for e in self.entries.values())
 
-    def add_activity(self, item: Activity, policy: Policy) -> list[Any]:
-        """Count an order or a LIVE; it may complete a program's activity rule."""
-        now = item.ts
-        before = self._key(now, policy)
-        self._close_periods(now, policy)
+    def add_activity(self, item: Activity) -> None:
+        """Count an order or a LIVE. It counts at the next hourly look (`tick`), whatever order it arrived in."""
         self.rewards.count(item)
-        return self._finish(before, now, policy, Cause("activity"))
 
     def tick(self, now: int, policy: Policy) -> list[Any]:
-        """The daily look: credit periods end, activity leaves its window, clean days and health come back."""
+        """The hourly look: settled activity counts, credit periods end, clean days and health come back."""
         before = self._key(now, policy)
         return self._finish(before, now, policy, Cause("time"))
 
@@ -464,12 +460,14 @@ class ActorLedger:
                      health_at=health_at)
 
     def _health_reaches(self, target: int, now: int, policy: Policy) -> int | None:
-        """The first day boundary (event time) at which health is `target` or more with no new violation."""
-        start = (now // DAY_MS + 1) * DAY_MS
+        """The first hourly look at which health is `target` or more with no new violation (day by day, then
+        hour by hour within the day found)."""
+        start = next_look(now)
         for day in range(int(policy.expiry_days) + 2):
             at = start + day * DAY_MS
             if self.health(at, policy) >= target:
-                return at
+                earliest = max(start, at - DAY_MS)
+                return next(t for t in range(earliest, at + 1, HOUR_MS) if self.health(t, policy) >= target)
         return None
 
     def _review_programs(self, now: int, policy: Policy, cause: Cause) -> list[Incentive]:
@@ -514,11 +512,11 @@ class ActorLedger:
             return
         credits, rewards = policy.incentives.credits, self.rewards
         length = credits.period_days * DAY_MS
-        current = now // length
+        current = settled(now) // length  # a period is judged once its last hour is settled
         if rewards.period < 0 or rewards.period >= current:
             rewards.period = max(rewards.period, current)
             return
-        with_activity = sorted({day * DAY_MS // length for day in rewards.days} | {rewards.period})
+        with_activity = sorted({hour * HOUR_MS // length for hour in rewards.hours} | {rewards.period})
         role = role_of(self.actor)
         for period in (p for p in with_activity if rewards.period <= p < current):
             start, end = period * length, (period + 1) * length
@@ -616,7 +614,7 @@ class Ledger:
             out += self._lesson(item)
         elif isinstance(item, Activity):
             ledger = self._ledger(item.actor)
-            out += ledger.add_activity(item, self.policy)
+            ledger.add_activity(item)
             self._schedule_tick(ledger, item.ts)
         elif isinstance(item, ReviewDecided):
             pass  # a verdict on a review-queue entry carries no points: only the online models learn from it
@@ -627,11 +625,11 @@ class Ledger:
         return self._count(out)
 
     def _schedule_tick(self, ledger: ActorLedger, now: int) -> None:
-        """A daily look at an actor's incentives while time alone can change them (see `ActorLedger.tick`)."""
+        """An hourly look at an actor's incentives while activity or time can change them (`ActorLedger.tick`)."""
         if self.policy.incentives is None or ledger.rewards.tick_at > now:
             return
         if ledger.rewards.busy():
-            ledger.rewards.tick_at = (now // DAY_MS + 1) * DAY_MS
+            ledger.rewards.tick_at = counted_at(now)  # the next look that counts activity of `now`
             heapq.heappush(self.state.due, (ledger.rewards.tick_at, ledger.actor, TICK))
 
     def evict_if_idle(self, actor: str, now: int) -> None:

@@ -299,3 +299,18 @@ def test_the_same_orders_in_any_arrival_order_give_the_same_incentives():
         s.add(item, 0.0)
         b += s.release(1.0)
     assert late != items and changes(a) and changes(a) == changes(b)
+
+
+def test_a_redelivered_order_counts_once_and_is_counted_as_a_duplicate_once(tmp_path):
+    once = order_events("S1", 3, T0)
+    path = write_events(tmp_path / "e.jsonl", once + once[:1])  # the first order delivered twice
+    metrics, out = replay(path, tmp_path / "out")
+    assert metrics.total(metrics.duplicates) == 1
+    # 2 orders, the first redelivered, then one a week later (it moves S1's ledger shard on): never 3 orders
+    later = [{**e, "event_id": "S1-later", "order_id": "S1-later"} for e in order_events("S1", 1, T0 + 8 * DAY_MS)]
+    twice = order_events("S1", 2, T0) + order_events("S1", 1, T0) + later
+    _, out2 = replay(write_events(tmp_path / "e2.jsonl", twice), tmp_path / "out2")
+    assert out2["incentives.jsonl"] == []
+    [credited] = out2["standing.jsonl"]  # a clean, active week earned credits; the badge wants a third order
+    assert credited["credits"] == 10 and credited["programs"] == []
+    assert credited["program_gaps"][0]["missing"] == ["2 orders in the last 7 days, 3 needed"]

@@ -79,6 +79,9 @@ class LedgerShard(EventTimeOrderedShard):
                 hold(v.detected_at, 0, f"{v.violation_id}|{msgspec.json.encode(v.evidence).decode()}", item, now)
             elif isinstance(item, PolicyUpdate):  # before anything else at its event time
                 hold(item.ts, -1, item.change_id, item, now)
+            elif type(item) is Activity:  # a redelivered order counts once; the detect step counted the duplicate
+                if not self.state.clock.seen_before(item.event_id, item.ts):
+                    hold(item.ts, RANK[Activity], item.event_id, item, now)
             elif self.state.clock.seen_before(item.event_id, item.ts):
                 self.metrics.duplicates_child(item.topic).inc()
             else:

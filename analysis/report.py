@@ -112,6 +112,8 @@ COLUMNS: dict[str, dict[str, pl.DataType]] = {
     "standing": {"actor": S, "active_points": I, "level": S, "health": I, "ts": I},
     "dead_letter": {"reason": S, "error": S},
 }
+# Incentive changes (issue 19): read when the folder has them (output folders from before have none).
+INCENTIVE_COLUMNS = {"actor": S, "program": S, "change": S, "shadow": B}
 LABEL_COLUMNS = {"actor": S, "violation_type": S, "evidence_ts": I}
 EVENT_ACTOR_COLUMNS = {"seller_id": S, "creator_id": S, "actor": S}
 ACTOR_ROLES = ("seller:", "creator:")
@@ -243,6 +245,8 @@ def build_report(out_dir: str | Path, labels: str | Path | None = None, events: 
     # Three passes, each one collect_all: parse each file once (JSON parsing is most of the
     # cost), then the per-actor and per-pair tables several answers share, then the answers.
     frames = _materialise({kind: scan(sources[kind], COLUMNS[kind]) for kind in OUTPUT_KINDS})
+    incentives = scan(locate(out_dir, "incentives"), INCENTIVE_COLUMNS).with_columns(
+        pl.col("shadow").fill_null(False))
     v, standing = frames["violations"], frames["standing"]
     enforced = pl.col("enforced")
     shared = {
@@ -274,6 +278,7 @@ def build_report(out_dir: str | Path, labels: str | Path | None = None, events: 
                                   "reason", actors=False, example_error=pl.col("error").first()),
         "review_totals": frames["review_queue"].select(total=pl.len(), actors=pl.col("actor").n_unique()),
         "review_by_model": _counts(frames["review_queue"], "model", max_score=pl.col("score").max()),
+        "incentives_by_program": _incentives_by_program(incentives),
     }
     if labels is not None:
         queries.update(_quality_queries(shared))
@@ -301,6 +306,9 @@ def build_report(out_dir: str | Path, labels: str | Path | None = None, events: 
                      "by_level": rows("standing_by_level")},
         "dead_letters": {"total": files["dead_letter"]["rows"], "by_reason": rows("dead_by_reason")},
         "review_queue": {**one("review_totals"), "by_model": rows("review_by_model")},
+        "incentives": {"changes": sum(r["granted"] + r["revoked"] + r["restored"]
+                                      for r in rows("incentives_by_program")),
+                       "by_program": rows("incentives_by_program")},
         "time_to_detect": None,
         "quality": None,
     }
@@ -309,6 +317,16 @@ def build_report(out_dir: str | Path, labels: str | Path | None = None, events: 
         report["quality"] = _quality_section(results, Path(labels), events)
     report["notes"] = _notes(report)
     return report
+
+
+def _incentives_by_program(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Grants, revocations and restorations per program; holders now (each change toggles one actor's hold)."""
+    change = pl.col("change")
+    return (frame.group_by("program", "shadow")
+            .agg(granted=(change == "granted").sum(), revoked=(change == "revoked").sum(),
+                 restored=(change == "restored").sum(), actors=pl.col("actor").n_unique())
+            .with_columns(holding=pl.col("granted") + pl.col("restored") - pl.col("revoked"))
+            .sort("program"))
 
 
 def _file_entry(source: Source, rows: int) -> dict[str, Any]:
@@ -509,6 +527,11 @@ def format_report(report: dict[str, Any]) -> str:
     out += ["", f"Review queue: {r['total']:,} entries on {r['actors']:,} actors"]
     out += table(r["by_model"], [("model", "model", None), ("count", "count", None), ("actors", "actors", None),
                                  ("max_score", "max score", None)])
+    inc = report["incentives"]
+    out += ["", f"Incentives: {inc['changes']:,} changes (incentives.jsonl; shadow programs marked)"]
+    out += table([{**r, "program": r["program"] + (" (shadow)" if r["shadow"] else "")} for r in inc["by_program"]],
+                 [("program", "program", None), ("holding", "holding now", None), ("granted", "granted", None),
+                  ("revoked", "revoked", None), ("restored", "restored", None), ("actors", "actors", None)])
     out += ["", *_format_quality(report)]
     return "\n".join(out) + "\n"
 

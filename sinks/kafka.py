@@ -47,7 +47,9 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from pipeline.config import Config, KafkaConfig
-from pipeline.contract.records import Action, DeadLetter, OutputRecord, ReviewEntry, Standing, Violation, encode, key_of
+from pipeline.contract.records import (
+    Action, DeadLetter, Incentive, OutputRecord, ReviewEntry, Standing, Violation, encode, key_of,
+)
 from pipeline.kafka import (
     CLIENT_TIMEOUT_S, KafkaDeliveryError, KafkaSetupError, consumer_settings, log, preflight, producer_settings, quiet,
     topic_partitions,
@@ -79,6 +81,7 @@ OUTPUT_TOPIC_KEY: dict[type, str] = {
     ReviewEntry: "review_queue",
     Standing: "standing",
     DeadLetter: "dead_letter",
+    Incentive: "incentives",
 }
 
 

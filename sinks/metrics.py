@@ -48,6 +48,7 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 APPEAL_OUTCOMES = ("filed", "upheld", "overturned")
+INCENTIVE_CHANGES = ("granted", "revoked", "restored")
 
 # `shopguard_model_quality{metric}` mixed an AUC, a ratio, a threshold and a
 # count in one gauge; each meaning now has its own gauge (metric key -> name,
@@ -180,6 +181,20 @@ class Metrics:
             "policy_reloads", "Policy file changes seen by `run`: applied, or rejected as invalid.",
             ["outcome"], namespace=NAMESPACE, registry=r,
         )
+        self.incentive_changes = Counter(
+            "incentive_changes", "Incentive program changes (granted, revoked, restored), by program; shadow "
+            "programs included.",
+            ["program", "change"], namespace=NAMESPACE, registry=r,
+        )
+        self.incentive_eligible = Gauge(
+            "incentive_eligible_actors", "Actors holding each incentive program now (shadow programs included), "
+            "by program; sum over processes.",
+            ["program"], namespace=NAMESPACE, registry=r,
+        )
+        self.credits_forfeited = Counter(
+            "credits_forfeited", "Incentive credits taken by enforced violations, by violation type.",
+            ["violation_type"], namespace=NAMESPACE, registry=r,
+        )
         self._lock = threading.Lock()
         self._state_keys: dict[str, dict[str, int]] = {}
 
@@ -213,6 +228,18 @@ class Metrics:
         return self.appeals.labels(outcome, violation_type)
 
     @lru_cache(maxsize=None)
+    @lru_cache(maxsize=None)
+    def incentive_child(self, program: str, change: str):
+        return self.incentive_changes.labels(program, change)
+
+    @lru_cache(maxsize=None)
+    def eligible_child(self, program: str):
+        return self.incentive_eligible.labels(program)
+
+    @lru_cache(maxsize=None)
+    def credits_forfeited_child(self, violation_type: str):
+        return self.credits_forfeited.labels(violation_type)
+
     def detector_errors_child(self, detector: str):
         return self.detector_errors.labels(detector)
 
@@ -236,7 +263,7 @@ class Metrics:
     def init_label_values(self, *, detectors: Mapping[str, Iterable[str]], event_types: Mapping[str, str],
                           actions: Iterable[str], dead_letter_reasons: Iterable[str],
                           anomaly_models: Iterable[str] = (), drift_signals: Iterable[str] = (),
-                          appeal_outcomes: Iterable[str] = APPEAL_OUTCOMES) -> None:
+                          appeal_outcomes: Iterable[str] = APPEAL_OUTCOMES, programs: Iterable[str] = ()) -> None:
         """Create every known label set of the labelled counters at 0.
 
         A counter series exists only from its first increment, so without this
@@ -256,6 +283,8 @@ class Metrics:
             the models that put actors on the review queue.
         drift_signals
             the signals ADWIN watches (`violation_rate:TYPE`, `anomaly_score:MODEL`).
+        programs
+            the incentive programs of the policy (`[incentives.programs]`).
         """
         types = sorted({t for issued in detectors.values() for t in issued})
         for event_type, topic in event_types.items():
@@ -278,6 +307,16 @@ class Metrics:
             self.review_child(model)
         for signal in drift_signals:
             self.drift.labels(signal)
+        self.init_programs(programs)
+        for violation_type in types:
+            self.credits_forfeited_child(violation_type)
+
+    def init_programs(self, programs: Iterable[str]) -> None:
+        """Create the incentive series of each program at 0 (the policy names them, so the job calls this)."""
+        for program in programs:
+            self.eligible_child(program)
+            for change in INCENTIVE_CHANGES:
+                self.incentive_child(program, change)
 
     def observe_latency(self, seconds: float, events: int = 1) -> None:
         """Record `events` events detected `seconds` after they were read (one histogram update per group).

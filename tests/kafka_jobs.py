@@ -34,6 +34,7 @@ OUTPUT_KEYS = {
     "review_queue": "review-queue",
     "standing": "actor-standing",
     "dead_letter": "dead-letter",
+    "incentives": "incentives",
 }
 SIM = SimConfig(seed=7, hours=2.0, scale=0.5)  # ~50k events, every violation type
 BAD_BYTES = [b"\x00\xffnot json", b'{"event_id": "x", "type": "no.such.type", "ts": 1}']

@@ -94,3 +94,28 @@ def test_diff_needs_exactly_two_policies(events, policies, capsys):
         shopguard_diff(events, "--policy", policies[0])
     assert exit_.value.code == 2
     assert "give exactly two policies" in capsys.readouterr().err
+
+
+def test_diff_weighs_incentives_lost_and_the_order_value_of_the_actors_affected(tmp_path, capsys):
+    """Enforcing a type that ran in shadow mode: who loses the badge, and what they sell."""
+    from tests.test_incentives import order_events
+    from tests.test_ledger import T0, HOUR
+
+    events = marketplace()
+    for seller in ("S1", "S2", "S3", "S4"):
+        events += order_events(seller, 6, T0 - 8 * HOUR)  # 6 orders of 30.00 USD each
+    path = str(write_events(tmp_path / "events.jsonl", events))
+    shadow = str(write_policy(tmp_path / "shadow.toml", **{"types.listing_spam.enforced": "false"}))
+    strict = str(write_policy(tmp_path / "strict.toml", **{"types.listing_spam.points": "12"}))
+    report = diff(path, shadow, strict)
+    badge = report["incentives"]["programs"]["trusted_seller"]
+    assert badge["lose"] == ["seller:S1", "seller:S2", "seller:S3"] and badge["gain"] == []
+    assert badge["order_value_losing"] == {"USD": 3 * 6 * 30.0}
+    a, b = report["incentives"]["sides"]["a"], report["incentives"]["sides"]["b"]
+    assert (a["holding"]["trusted_seller"], b["holding"]["trusted_seller"]) == (4, 1)
+    assert (a["actors_restricted"], b["actors_restricted"]) == (0, 3)
+    assert a["order_value_affected"] == {} and b["order_value_affected"] == {"USD": 540.0}
+    assert shopguard_diff(path, "--policy", shadow, "--policy", strict) == 0
+    text = capsys.readouterr().out
+    assert "trusted_seller under B: +0 actors gain it, -3 lose it (order value USD 540.00)" in text
+    assert "    B: USD 540.00" in text

@@ -67,5 +67,5 @@ def test_an_empty_file_gives_empty_outputs(tmp_path):
     metrics, out = replay(path, tmp_path / "out")
     assert metrics.total(metrics.input_records) == 0
     assert set(out) == {"violations.jsonl", "actions.jsonl", "review_queue.jsonl", "standing.jsonl",
-                        "dead_letter.jsonl"}
+                        "dead_letter.jsonl", "incentives.jsonl"}
     assert all(records == [] for records in out.values())

@@ -584,7 +584,8 @@ def test_simulation_with_every_violation_overturned_ends_with_everyone_in_good_s
     assert out["dead_letter.jsonl"] == []
     final = final_standings(out)
     # An appeal shows in the standing, even of a violation in shadow mode (no points, so no standing before).
-    assert set(final) == set(final_standings(base)) | {v["actor"] for v in base["violations.jsonl"]}
+    # (Other actors may gain a standing too: the appeals move event time on, and incentives follow it.)
+    assert set(final) >= set(final_standings(base)) | {v["actor"] for v in base["violations.jsonl"]}
     assert {(s["active_points"], s["level"], s["health"], tuple(s["restrictions"]), tuple(s["under_appeal"]))
             for s in final.values()} == {(0, "good", 1000, (), ())}
     reinstated = {a["actor"] for a in out["actions.jsonl"] if a["action"] == "reinstatement"}

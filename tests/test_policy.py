@@ -53,7 +53,10 @@ def test_every_key_of_the_default_policy_is_documented():
     assert keys - {"low", "medium", "high", "critical"} == {
         "expiry_days", "education_credit_points", "education_credit_days", "threshold", "level", "actions",
         "restrictions", "lesson_credit", "policy_id", "severity", "points", "enforced", "immediate_actions",
-        "education", "module_id", "title", "url"}
+        "education", "module_id", "title", "url",
+        # [incentives]
+        "period_days", "per_clean_period", "cap", "min_orders", "min_lives", "benefit", "role", "min_health",
+        "clean_days", "clean_of", "activity_days", "min_credits"}
     undocumented = [k for k in sorted(keys) if not re.search(rf"\b{k}\b", comments)]
     assert undocumented == []
     assert "health = round(1000 - penalty + credit)" in comments

@@ -41,6 +41,7 @@ EXPECTED_ALERTS = {
     "ShopguardViolationRateDrift",
     "ShopguardOverturnRateHigh",
     "ShopguardTopicSilent",
+    "ShopguardIncentiveRevocationSpike",
 }
 
 def rule_files() -> list[Path]:

@@ -27,7 +27,7 @@ from tests.conftest import read_jsonl
 FIXTURE = Path(__file__).parent / "fixtures" / "report"
 OUT, LABELS, EVENTS = FIXTURE / "out", FIXTURE / "labels.jsonl", FIXTURE / "events.jsonl"
 TOP_LEVEL_KEYS = ["schema_version", "dir", "files", "missing", "notes", "violations", "actions", "top_actors",
-                  "standing", "dead_letters", "review_queue", "time_to_detect", "quality"]
+                  "standing", "dead_letters", "review_queue", "incentives", "time_to_detect", "quality"]
 
 
 @pytest.fixture
@@ -397,3 +397,23 @@ def test_to_parquet_handles_empty_and_half_written_files(out_copy):
         f.write(b'{"violation_id":"v-8","act')
     assert convert_dir(out_copy) == {**ALL_FILES, "actions.parquet": 0}
     assert pl.read_parquet(out_copy / "actions.parquet").schema == SCHEMAS["actions"]
+
+
+def test_incentives_are_counted_per_program_with_who_holds_them_now(out_copy):
+    lines = [("seller:S1", "trusted_seller", "granted", False), ("seller:S1", "trusted_seller", "revoked", False),
+             ("seller:S1", "trusted_seller", "restored", False), ("seller:S2", "trusted_seller", "granted", False),
+             ("seller:S2", "trusted_seller", "revoked", False), ("creator:C1", "commission_bonus", "granted", True)]
+    (out_copy / "incentives.jsonl").write_text("".join(json.dumps(
+        {"incentive_id": f"i{n}", "actor": a, "program": p, "change": c, "reason": "r", "ts": n,
+         **({"shadow": True} if shadow else {})}) + "\n" for n, (a, p, c, shadow) in enumerate(lines)))
+    report = build_report(out_copy)
+    rows = by(report["incentives"]["by_program"], "program")
+    assert rows["trusted_seller"] == {"shadow": False, "granted": 2, "revoked": 2, "restored": 1, "actors": 2,
+                                      "holding": 1}
+    assert rows["commission_bonus"]["shadow"] is True and rows["commission_bonus"]["holding"] == 1
+    text = format_report(report)
+    assert "Incentives: 6 changes" in text and "commission_bonus (shadow)" in text
+
+
+def test_a_folder_without_incentives_reports_none(out_copy):
+    assert build_report(out_copy)["incentives"] == {"changes": 0, "by_program": []}

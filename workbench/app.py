@@ -55,6 +55,7 @@ from workbench.auth import Identity, Session, Sessions, Throttle, Tokens, key_of
 from workbench.cases import AlreadyDecided, Change, Workdesk
 from workbench.publish import MAX_REASON_CHARS, PublishError, Publisher, appeal_filed, event_time, lesson_completed
 from workbench.render import ACTION_TEXT, actor_url, day, when
+from workbench.rewards import rewards_view
 from workbench.store import Store
 from workbench.web import field, read_form
 
@@ -312,7 +313,8 @@ def standing_routes(wb: Workbench) -> list[BaseRoute]:
         items = [violation_view(v, appeals.get(v["violation_id"]), lessons_done, under_appeal, clock, policy)
                  for v in violations]
         step = policy.step_for(now["active_points"]) if now else -1
-        return wb.render(request, "standing.html", actor=actor, now=now, items=items, ladder=policy.ladder,
+        rewards = rewards_view(actor, now, store.incentives(actor), policy)
+        return wb.render(request, "standing.html", actor=actor, now=now, items=items, ladder=policy.ladder, rewards=rewards,
                          step=step, policy=policy, own=identity.id == actor and not identity.reviewer,
                          actions=actions_view(store.actions(actor), {v["violation_id"]: v for v in violations}),
                          next_step=policy.ladder[step + 1] if step + 1 < len(policy.ladder) else None)

@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from workbench.app import PAGE_SIZE, Workbench, local_path, post
+from workbench.rewards import rewards_view
 from workbench.cases import MAX_NOTE_CHARS, STATUSES, CaseRef, Change, ClaimedByOther
 from workbench.charts import CHARTS, svg
 from workbench.export import csv_response, paged
@@ -193,7 +194,9 @@ def reviewer_routes(wb: Workbench) -> list[BaseRoute]:
             for vid in a["violation_ids"]:
                 actions_of.setdefault(vid, []).append(a)
         history = store.standing_history(actor)
-        return wb.render(request, "actor.html", actor=actor, now=store.standing_now(actor), history=history,
+        now = store.standing_now(actor)
+        return wb.render(request, "actor.html", actor=actor, now=now, history=history,
+                         rewards=rewards_view(actor, now, store.incentives(actor), wb.policy),
                          health_svg=health_svg(history), violations=violations, actions=actions,
                          actions_of=actions_of, appeals=store.appeals(actor), review=store.review_entries(actor),
                          queue_entry=store.queue_entry(actor), cases=desk.cases_of_actor(actor),

@@ -68,11 +68,11 @@ import msgspec
 from pipeline.contract.events import (
     AppealDecided, AppealFiled, EducationCompleted, InvalidEvent, ReviewDecided, ViolationOverturned, decode,
 )
-from pipeline.contract.records import Action, DeadLetter, ReviewEntry, Standing, Violation
+from pipeline.contract.records import Action, DeadLetter, Incentive, ReviewEntry, Standing, Violation
 
 log = logging.getLogger("shopguard.workbench.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: incentives, and the rewards of each standing
 # Output kinds, by the file name they have in an output folder.
 OUTPUT_KINDS: dict[str, str] = {
     "violations": "violations.jsonl",
@@ -80,6 +80,7 @@ OUTPUT_KINDS: dict[str, str] = {
     "review_queue": "review_queue.jsonl",
     "standing": "standing.jsonl",
     "dead_letter": "dead_letter.jsonl",
+    "incentives": "incentives.jsonl",
 }
 GOVERNANCE = "governance"
 GOVERNANCE_EVENTS = (AppealFiled, AppealDecided, EducationCompleted, ViolationOverturned, ReviewDecided)
@@ -120,10 +121,17 @@ CREATE TABLE IF NOT EXISTS queue (
     ts INTEGER NOT NULL, entries INTEGER NOT NULL, last_ts INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS standing (
     id INTEGER PRIMARY KEY, actor TEXT NOT NULL, active_points INTEGER NOT NULL, level TEXT NOT NULL,
-    health INTEGER NOT NULL, restrictions TEXT NOT NULL, ts INTEGER NOT NULL, under_appeal TEXT NOT NULL);
+    health INTEGER NOT NULL, restrictions TEXT NOT NULL, ts INTEGER NOT NULL, under_appeal TEXT NOT NULL,
+    rewards TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS standing_now (
     actor TEXT PRIMARY KEY, active_points INTEGER NOT NULL, level TEXT NOT NULL, health INTEGER NOT NULL,
-    restrictions TEXT NOT NULL, ts INTEGER NOT NULL, under_appeal TEXT NOT NULL, seq INTEGER NOT NULL);
+    restrictions TEXT NOT NULL, ts INTEGER NOT NULL, under_appeal TEXT NOT NULL, seq INTEGER NOT NULL,
+    rewards TEXT NOT NULL DEFAULT '{}');
+-- incentive programs granted, revoked and restored (incentives.jsonl)
+CREATE TABLE IF NOT EXISTS incentives (
+    id INTEGER PRIMARY KEY, incentive_id TEXT NOT NULL UNIQUE, actor TEXT NOT NULL, program TEXT NOT NULL,
+    change TEXT NOT NULL, reason TEXT NOT NULL, ts INTEGER NOT NULL, violation_id TEXT NOT NULL,
+    appeal_id TEXT NOT NULL, shadow INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dead_letter (
     id INTEGER PRIMARY KEY, raw TEXT NOT NULL, error TEXT NOT NULL, source TEXT NOT NULL, ts INTEGER NOT NULL,
     reason TEXT NOT NULL, actor TEXT, appeal_id TEXT, violation_id TEXT);
@@ -183,6 +191,7 @@ CREATE INDEX IF NOT EXISTS actions_actor ON actions (actor, ts);
 CREATE INDEX IF NOT EXISTS review_actor ON review (actor, ts);
 CREATE INDEX IF NOT EXISTS queue_score ON queue (score DESC, actor);
 CREATE INDEX IF NOT EXISTS standing_actor ON standing (actor, ts);
+CREATE INDEX IF NOT EXISTS incentives_actor ON incentives (actor, ts);
 CREATE INDEX IF NOT EXISTS dead_letter_actor ON dead_letter (actor, ts);
 CREATE INDEX IF NOT EXISTS dead_letter_appeal ON dead_letter (appeal_id);
 CREATE INDEX IF NOT EXISTS governance_actor ON governance (actor, ts);
@@ -199,6 +208,7 @@ _TABLES_OF_KIND = {
     "review_queue": ("review", "queue"),
     "standing": ("standing", "standing_now"),
     "dead_letter": ("dead_letter",),
+    "incentives": ("incentives",),
 }
 
 
@@ -376,6 +386,7 @@ _decoders = {
     "review_queue": msgspec.json.Decoder(ReviewEntry),
     "standing": msgspec.json.Decoder(Standing),
     "dead_letter": msgspec.json.Decoder(DeadLetter),
+    "incentives": msgspec.json.Decoder(Incentive),
 }
 _json = msgspec.json.Encoder()
 
@@ -594,18 +605,28 @@ class Store:
     def _insert_standing(self, records: list[Standing]) -> None:
         db = self._db
         seq0 = db.execute("SELECT coalesce(max(id), 0) FROM standing").fetchone()[0]
-        rows = [(s.actor, s.active_points, s.level, s.health, _text(s.restrictions), s.ts, _text(s.under_appeal))
+        rows = [(s.actor, s.active_points, s.level, s.health, _text(s.restrictions), s.ts, _text(s.under_appeal),
+                 _text({"credits": s.credits, "programs": s.programs, "program_gaps": s.program_gaps}))
                 for s in records]
-        db.executemany("INSERT INTO standing (actor, active_points, level, health, restrictions, ts, under_appeal) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT INTO standing (actor, active_points, level, health, restrictions, ts, under_appeal, "
+                       "rewards) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         # the standing now: the newest by event time (the file is in arrival order, not ts order)
         db.executemany(
-            "INSERT INTO standing_now VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (actor) DO UPDATE SET "
+            "INSERT INTO standing_now (actor, active_points, level, health, restrictions, ts, under_appeal, rewards, "
+            "seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (actor) DO UPDATE SET "
             "active_points = excluded.active_points, level = excluded.level, health = excluded.health, "
             "restrictions = excluded.restrictions, ts = excluded.ts, under_appeal = excluded.under_appeal, "
-            "seq = excluded.seq WHERE excluded.ts >= standing_now.ts",
+            "rewards = excluded.rewards, seq = excluded.seq WHERE excluded.ts >= standing_now.ts",
             [(*row, seq0 + i + 1) for i, row in enumerate(rows)])
         self._advance_clock(max(s.ts for s in records))
+
+    def _insert_incentives(self, records: list[Incentive]) -> None:
+        self._db.executemany(
+            "INSERT OR IGNORE INTO incentives (incentive_id, actor, program, change, reason, ts, violation_id, "
+            "appeal_id, shadow) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # ids are deterministic: a replay adds none
+            [(r.incentive_id, r.actor, r.program, r.change, r.reason, r.ts, r.violation_id, r.appeal_id,
+              int(r.shadow)) for r in records])
+        self._advance_clock(max(r.ts for r in records))
 
     def _insert_dead_letter(self, records: list[DeadLetter]) -> None:
         self._db.executemany(
@@ -754,12 +775,18 @@ class Store:
 
     def standing_now(self, actor: str) -> dict[str, Any] | None:
         r = self._reader().execute("SELECT * FROM standing_now WHERE actor = ?", (actor,)).fetchone()
-        return _row(r, json_fields=("restrictions", "under_appeal")) if r else None
+        return _row(r, json_fields=("restrictions", "under_appeal", "rewards")) if r else None
+
+    def incentives(self, actor: str, limit: int = PAGE_LIMIT) -> list[dict[str, Any]]:
+        """The actor's incentive changes, newest first (shadow programs left out: they are not in force)."""
+        rows = self._reader().execute("SELECT * FROM incentives WHERE actor = ? AND shadow = 0 "
+                                      "ORDER BY ts DESC, id DESC LIMIT ?", (actor, limit)).fetchall()
+        return [_row(r) for r in rows]
 
     def standing_history(self, actor: str, limit: int = PAGE_LIMIT) -> list[dict[str, Any]]:
         rows = self._reader().execute("SELECT * FROM standing WHERE actor = ? ORDER BY ts, id LIMIT ?",
                                       (actor, limit)).fetchall()
-        return [_row(r, json_fields=("restrictions", "under_appeal")) for r in rows]
+        return [_row(r, json_fields=("restrictions", "under_appeal", "rewards")) for r in rows]
 
     def actions(self, actor: str, limit: int = PAGE_LIMIT) -> list[dict[str, Any]]:
         rows = self._reader().execute("SELECT * FROM actions WHERE actor = ? ORDER BY ts DESC, id DESC LIMIT ?",

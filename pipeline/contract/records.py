@@ -67,6 +67,14 @@ def review_id(actor: str, model: str, window: str | int) -> str:
     return "r-" + hashlib.blake2b(f"{actor}|{model}|{window}".encode(), digest_size=12).hexdigest()
 
 
+class ProgramGap(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A program of the actor's role it does not hold, what is missing, and when time alone brings it back."""
+
+    program: str
+    missing: list[str]
+    regain_at: int | None = None  # set when only waiting (clean days, health) is missing
+
+
 class Standing(msgspec.Struct, frozen=True, kw_only=True):
     actor: str
     active_points: int
@@ -75,6 +83,23 @@ class Standing(msgspec.Struct, frozen=True, kw_only=True):
     restrictions: list[str]
     ts: int
     under_appeal: list[str] = []  # extension: ids of violations with an appeal filed and not yet decided
+    credits: int = 0  # extension (issue 19): incentive credits
+    programs: list[str] = []  # extension (issue 19): incentive programs held (shadow programs never listed)
+    program_gaps: list[ProgramGap] = []  # extension (issue 19): programs of its role not held, and what is missing
+
+
+class Incentive(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A change of an actor's incentive program: the `incentives` output (file `incentives.jsonl`)."""
+
+    incentive_id: str
+    actor: str
+    program: str
+    change: str  # granted, revoked or restored
+    reason: str  # the rule(s) that changed
+    ts: int
+    violation_id: str = ""  # the violation that caused it, if one did
+    appeal_id: str = ""  # the appeal (or overturn) that caused it, if one did
+    shadow: bool = False  # the program runs in shadow mode: computed and counted, not in force
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -131,7 +156,7 @@ def evidence_features(evidence: dict[str, Any]) -> dict[str, float]:
 # ---- learning from appeals ----------------------------------------------------------------------
 
 
-OutputRecord = Violation | Action | ReviewEntry | Standing | DeadLetter
+OutputRecord = Violation | Action | ReviewEntry | Standing | DeadLetter | Incentive
 
 # record type -> (file name in the output folder, Kafka topic)
 SINK_OF: dict[type, tuple[str, str]] = {
@@ -140,6 +165,7 @@ SINK_OF: dict[type, tuple[str, str]] = {
     ReviewEntry: ("review_queue.jsonl", "review-queue"),
     Standing: ("standing.jsonl", "actor-standing"),
     DeadLetter: ("dead_letter.jsonl", "dead-letter"),
+    Incentive: ("incentives.jsonl", "incentives"),
 }
 OUTPUT_FILES: tuple[str, ...] = tuple(name for name, _ in SINK_OF.values())
 

@@ -53,15 +53,21 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, NamedTuple
 
 import msgspec
 
 from pipeline.contract.events import (
     AppealDecided, AppealFiled, EducationCompleted, Event, ReviewDecided, ViolationOverturned,
 )
-from pipeline.contract.records import Action, AppealOutcome, DeadLetter, Standing, Violation, evidence_features
+from pipeline.contract.records import (
+    Action, AppealOutcome, DeadLetter, Incentive, Standing, Violation, evidence_features,
+)
+from pipeline.enforce.incentives import (
+    GRANTED, HOUR_MS, RESTORED, REVOKED, Activity, CreditsForfeited, Rewards, gap, incentive_id, keep_days,
+    counted_at, next_look, period_active, requirements as requirements_met, role_of, settled, unmet,
+)
 from pipeline.enforce.policy import LASTING_ACTIONS, RESTRICTION_KINDS, Policy
 from sinks.metrics import Metrics
 
@@ -73,7 +79,16 @@ REJECTION_REASONS = ("unknown_violation", "wrong_actor", "repeated_appeal", "unk
 # Order of items with the same event time: the violation before its appeal,
 # a filing before its decision.
 RANK = {Violation: 0, AppealFiled: 1, AppealDecided: 2, ViolationOverturned: 2, EducationCompleted: 3,
-        ReviewDecided: 3}
+        ReviewDecided: 3, Activity: 4}
+TICK = "tick"  # a `due` entry for the hourly look at an actor's incentives (not a violation id)
+
+
+class Cause(NamedTuple):
+    """What changed an actor's record: named by the incentive records it causes."""
+
+    kind: str  # violation, appeal, appeal_filed, lesson, expiry, activity, time
+    violation_id: str = ""
+    appeal_id: str = ""
 
 
 class Relayed(msgspec.Struct, frozen=True):
@@ -121,6 +136,22 @@ def _name_list(ids: list[str], limit: int = 20) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
+def _restore(obj: Any, state: Any) -> None:
+    """Unpickle a slots dataclass from a snapshot taken before its newest fields: those take their defaults.
+
+    The pickled state of a slotted object is `(None, {slot: value})`.
+    """
+    slots = state[1] if isinstance(state, tuple) else state
+    for f in fields(obj):
+        if f.name in slots:
+            value = slots[f.name]
+        elif f.default_factory is not MISSING:
+            value = f.default_factory()
+        else:
+            value = f.default
+        object.__setattr__(obj, f.name, value)
+
+
 @dataclass(slots=True)
 class Entry:
     """One violation in an actor's record, with what has happened to it since."""
@@ -130,6 +161,9 @@ class Entry:
     expires_at: int
     appeal: str = ""  # "", "filed", "upheld" or "overturned"
     filed_at: int | None = None
+    forfeited: int = 0  # incentive credits it took; given back if it is overturned
+
+    __setstate__ = _restore  # recovery snapshots from before `forfeited`
 
     @property
     def in_force(self) -> bool:
@@ -156,6 +190,9 @@ class ActorLedger:
     restrictions: tuple[str, ...] = ()  # in force after the last change
     credited: dict[str, int] = field(default_factory=dict)  # violation type -> ts of its last credited lesson
     lessons: list[int] = field(default_factory=list)  # ts of credited lessons (health credit), oldest first
+    rewards: Rewards = field(default_factory=Rewards)  # incentive credits, activity and programs held
+
+    __setstate__ = _restore  # recovery snapshots from before `rewards`
 
     # ---- what the actor's standing is ---------------------------------------------------
 
@@ -170,6 +207,8 @@ class ActorLedger:
         fading linearly to 0 at its expiry, and each credited lesson gives
         `lesson_credit` fading linearly to 0 over `expiry_days`.
         """
+        if not self.entries and not self.lessons:
+            return 1000  # the common case (an active, clean actor): nothing to add up
         span = policy.expiry_days * DAY_MS
         penalty = sum(
             policy.penalty(e.violation.severity) * min(1.0, max(0, e.expires_at - now) / span)
@@ -193,7 +232,28 @@ class ActorLedger:
             restrictions=list(self.restrictions),
             ts=now,
             under_appeal=self.under_appeal(),
+            credits=self.rewards.credits,
+            programs=self.programs_shown(policy),
+            program_gaps=self.program_gaps(now, policy),
         )
+
+    def programs_shown(self, policy: Policy) -> list[str]:
+        """Programs held and in force (a shadow program is never shown as held)."""
+        programs = policy.incentives.programs if policy.incentives else {}
+        return [name for name in self.rewards.held if name in programs and programs[name].enforced]
+
+    def program_gaps(self, now: int, policy: Policy) -> list[Any]:
+        """Each program in force of the actor's role it does not hold: what is missing, when it can be back."""
+        gaps = []
+        for name, program in self._programs(policy).items():
+            if program.enforced and name not in self.rewards.held:
+                gaps.append(gap(name, self._unmet(program, now, policy)))
+        return gaps
+
+    def _key(self, now: int, policy: Policy) -> tuple:
+        """What a standing says that, when it changes, makes a new standing worth emitting."""
+        return (self.active_points(), self.level(policy), self.health(now, policy), self.restrictions,
+                self.under_appeal(), self.rewards.credits, self.programs_shown(policy))
 
     # ---- what changes it ------------------------------------------------------------------
 
@@ -202,7 +262,7 @@ class ActorLedger:
         if v.violation_id in self.entries:
             return []  # idempotent: the same violation twice changes nothing
         now = v.detected_at
-        before = self.standing(now, policy)
+        before = self._key(now, policy)
         self.entries[v.violation_id] = Entry(
             v, points=v.points if v.enforced else 0, expires_at=now + int(policy.expiry_days * DAY_MS))
         if not v.enforced:
@@ -210,7 +270,8 @@ class ActorLedger:
         rule = policy.types[v.violation_type]
         out: list[Any] = [self._immediate(kind, v) for kind in rule.immediate_actions]
         out += self._settle(now, policy, [v.violation_id], v.violation_type, skip=rule.immediate_actions)
-        return out + self._standing_if_changed(before, now, policy)
+        out += self._forfeit(self.entries[v.violation_id], now, policy)
+        return out + self._finish(before, now, policy, Cause("violation", violation_id=v.violation_id))
 
     def expire(self, now: int, policy: Policy) -> list[Any]:
         """Drop violations (and lesson credits) whose time is up at `now`."""
@@ -223,21 +284,21 @@ class ActorLedger:
         gone = sorted((e.violation.detected_at, vid) for vid, e in self.entries.items() if e.expires_at <= now)
         if not gone:
             return []
-        before = self.standing(now, policy)
+        before = self._key(now, policy)
         ids = [vid for _, vid in gone if self.entries[vid].in_force]
         for _, vid in gone:
             del self.entries[vid]
         out = self._settle(now, policy, ids, f"{len(ids)} violation(s) expired after {policy.expiry_days:g} days")
-        return out + self._standing_if_changed(before, now, policy)
+        return out + self._finish(before, now, policy, Cause("expiry"))
 
     def file_appeal(self, event: AppealFiled, policy: Policy) -> list[Any]:
         entry = self.entries[event.violation_id]
         if entry.appeal:
             raise Rejected("repeated_appeal", f"appeal {event.appeal_id}: violation {event.violation_id} "
                                               f"already has an appeal ({entry.appeal})")
-        before = self.standing(event.ts, policy)
+        before = self._key(event.ts, policy)
         entry.appeal, entry.filed_at = "filed", event.ts
-        return self._standing_if_changed(before, event.ts, policy)
+        return self._finish(before, event.ts, policy, Cause("appeal_filed", appeal_id=event.appeal_id))
 
     def decide_appeal(self, event: AppealDecided, policy: Policy) -> list[Any]:
         """`overturned` removes the violation's points and restrictions; `upheld` keeps them."""
@@ -246,14 +307,16 @@ class ActorLedger:
             raise Rejected("repeated_appeal", f"appeal {event.appeal_id}: violation {event.violation_id} "
                                               f"was already decided ({entry.appeal})")
         now = event.ts
-        before = self.standing(now, policy)
+        before = self._key(now, policy)
         entry.appeal = event.decision
         out: list[Any] = []
         if event.decision == "overturned":
             entry.points = 0
             out += self._settle(now, policy, [event.violation_id],
                                 f"appeal {event.appeal_id} overturned {entry.violation.violation_type}")
-        out += self._standing_if_changed(before, now, policy)
+            self._give_back(entry, policy)
+        out += self._finish(before, now, policy, Cause(
+            "appeal" if event.decision == "overturned" else "appeal_upheld", event.violation_id, event.appeal_id))
         v = entry.violation
         out.append(AppealOutcome(
             appeal_id=event.appeal_id, violation_id=v.violation_id, actor=self.actor,
@@ -271,7 +334,7 @@ class ActorLedger:
         credit changes nothing.
         """
         now = event.ts
-        before = self.standing(now, policy)
+        before = self._key(now, policy)
         credited, reduced = False, []
         for vtype in types:
             if not self._lesson_counts(vtype, now, policy):
@@ -288,7 +351,7 @@ class ActorLedger:
             return []
         self.lessons.append(now)
         out = self._settle(now, policy, reduced, f"lesson {event.module_id} completed")
-        return out + self._standing_if_changed(before, now, policy)
+        return out + self._finish(before, now, policy, Cause("lesson"))
 
     def _lesson_counts(self, vtype: str, now: int, policy: Policy) -> bool:
         last = self.credited.get(vtype)
@@ -296,9 +359,18 @@ class ActorLedger:
             return False
         return any(e.penalised and e.violation.violation_type == vtype for e in self.entries.values())
 
+    def add_activity(self, item: Activity) -> None:
+        """Count an order or a LIVE. It counts at the next hourly look (`tick`), whatever order it arrived in."""
+        self.rewards.count(item)
+
+    def tick(self, now: int, policy: Policy) -> list[Any]:
+        """The hourly look: settled activity counts, credit periods end, clean days and health come back."""
+        before = self._key(now, policy)
+        return self._finish(before, now, policy, Cause("time"))
+
     def idle(self, now: int, policy: Policy) -> bool:
-        """Nothing left worth keeping: no violation in its expiry window, no recent lesson credit."""
-        if self.entries:
+        """Nothing left worth keeping: no violation in its expiry window, no recent lesson credit, no rewards."""
+        if self.entries or not self.rewards.empty():
             return False
         credit_span = policy.education_credit_days * DAY_MS
         return all(ts + credit_span <= now for ts in self.credited.values())
@@ -365,11 +437,113 @@ class ActorLedger:
             active_points=points, violation_ids=ids, ts=ts, reason=reason,
         )
 
-    def _standing_if_changed(self, before: Standing, now: int, policy: Policy) -> list[Standing]:
-        after = self.standing(now, policy)
-        same = (before.active_points, before.level, before.health, before.restrictions, before.under_appeal) == (
-            after.active_points, after.level, after.health, after.restrictions, after.under_appeal)
-        return [] if same else [after]
+    def _finish(self, before: tuple, now: int, policy: Policy, cause: Cause) -> list[Any]:
+        """After a change: the incentive programs it grants or takes, then the new standing if it differs."""
+        out: list[Any] = self._review_programs(now, policy, cause)
+        return out + ([self.standing(now, policy)] if self._key(now, policy) != before else [])
+
+    # ---- incentives (see pipeline/enforce/incentives.py) -------------------------------------
+
+    def _programs(self, policy: Policy) -> dict[str, Any]:
+        """The programs of the policy open to this actor's role."""
+        if policy.incentives is None:
+            return {}
+        role = role_of(self.actor)
+        return {name: p for name, p in policy.incentives.programs.items() if p.role == role}
+
+    def _unmet(self, program: Any, now: int, policy: Policy, health: int | None = None) -> list[Any]:
+        health = self.health(now, policy) if health is None else health
+        blockers = [(e.violation.detected_at, vid, e.violation.violation_type)
+                    for vid, e in self.entries.items() if e.penalised]
+        health_at = self._health_reaches(program.min_health, now, policy) if health < program.min_health else None
+        return unmet(program, self.actor, self.rewards, health=health, blockers=blockers, now=now,
+                     health_at=health_at)
+
+    def _health_reaches(self, target: int, now: int, policy: Policy) -> int | None:
+        """The first hourly look at which health is `target` or more with no new violation (day by day, then
+        hour by hour within the day found)."""
+        start = next_look(now)
+        for day in range(int(policy.expiry_days) + 2):
+            at = start + day * DAY_MS
+            if self.health(at, policy) >= target:
+                earliest = max(start, at - DAY_MS)
+                return next(t for t in range(earliest, at + 1, HOUR_MS) if self.health(t, policy) >= target)
+        return None
+
+    def _review_programs(self, now: int, policy: Policy, cause: Cause) -> list[Incentive]:
+        """Grant the programs whose rules all hold now, revoke the held ones that no longer do."""
+        if policy.incentives is None and not self.rewards.held:
+            return []
+        self._close_periods(now, policy)
+        self.rewards.prune(now, keep_days(policy) + (policy.incentives.credits.period_days if policy.incentives else 0))
+        programs, held, out = self._programs(policy), self.rewards.held, []
+        health = self.health(now, policy)
+        for name in [n for n in held if n not in programs]:
+            del held[name]
+            out.append(self._incentive(name, REVOKED, f"program withdrawn by policy {policy.version}", now, cause,
+                                       shadow=False))
+        for name, program in programs.items():
+            rules = self._unmet(program, now, policy, health)
+            if not rules and name not in held:
+                held[name] = now
+                change = RESTORED if cause.kind == "appeal" and name in self.rewards.lost else GRANTED
+                self.rewards.lost.discard(name)
+                reason = "every rule met: " + (requirements_met(program) if change == GRANTED
+                                               else f"appeal {cause.appeal_id} overturned {cause.violation_id}")
+                out.append(self._incentive(name, change, reason, now, cause, shadow=not program.enforced))
+            elif rules and name in held:
+                del held[name]
+                self.rewards.lost.add(name)
+                blamed = cause.violation_id or next((r.violation_id for r in rules if r.violation_id), "")
+                out.append(self._incentive(name, REVOKED, "; ".join(r.text for r in rules), now,
+                                           cause._replace(violation_id=blamed), shadow=not program.enforced))
+        return out
+
+    def _incentive(self, program: str, change: str, reason: str, now: int, cause: Cause, *, shadow: bool) -> Incentive:
+        appeal = cause.appeal_id if cause.kind == "appeal" else ""
+        return Incentive(
+            incentive_id=incentive_id(self.actor, program, change, now, cause.violation_id + appeal),
+            actor=self.actor, program=program, change=change, reason=reason, ts=now,
+            violation_id=cause.violation_id, appeal_id=appeal, shadow=shadow)
+
+    def _close_periods(self, now: int, policy: Policy) -> None:
+        """Credit each credit period that ended before `now` with activity and no enforced violation issued in it."""
+        if policy.incentives is None:
+            return
+        credits, rewards = policy.incentives.credits, self.rewards
+        length = credits.period_days * DAY_MS
+        current = settled(now) // length  # a period is judged once its last hour is settled
+        if rewards.period < 0 or rewards.period >= current:
+            rewards.period = max(rewards.period, current)
+            return
+        with_activity = sorted({hour * HOUR_MS // length for hour in rewards.hours} | {rewards.period})
+        role = role_of(self.actor)
+        for period in (p for p in with_activity if rewards.period <= p < current):
+            start, end = period * length, (period + 1) * length
+            clean = not any(e.penalised and start <= e.violation.detected_at < end for e in self.entries.values())
+            if clean and period_active(credits, role, rewards, start, end):
+                rewards.credits = min(credits.cap, rewards.credits + credits.per_clean_period)
+        rewards.period = current
+
+    def _forfeit(self, entry: Entry, now: int, policy: Policy) -> list[CreditsForfeited]:
+        """An enforced violation takes credits by its severity (never below 0)."""
+        if policy.incentives is None or not entry.penalised:
+            return []
+        self._close_periods(now, policy)  # a period that ended clean before it is credited first
+        rate = getattr(policy.incentives.credits.forfeit, entry.violation.severity)
+        taken = min(self.rewards.credits, rate)
+        if not taken:
+            return []
+        self.rewards.credits -= taken
+        entry.forfeited = taken
+        return [CreditsForfeited(entry.violation.violation_type, taken)]
+
+    def _give_back(self, entry: Entry, policy: Policy) -> None:
+        """An overturned violation gives back the credits it took."""
+        if entry.forfeited:
+            cap = policy.incentives.credits.cap if policy.incentives else entry.forfeited + self.rewards.credits
+            self.rewards.credits = min(cap, self.rewards.credits + entry.forfeited)
+            entry.forfeited = 0
 
 
 @dataclass(slots=True)
@@ -397,6 +571,9 @@ class Ledger:
         self.metrics = metrics
         self.emit_appeal_outcomes = emit_appeal_outcomes
         self.state = resume or LedgerState()
+        for ledger in self.state.actors.values():  # a resumed shard's programs count as eligible again
+            for program in ledger.rewards.held:
+                metrics.eligible_child(program).inc()
 
     def knows(self, event: AppealFiled | AppealDecided) -> bool:
         """Whether the appeal's violation is in its actor's record."""
@@ -407,14 +584,19 @@ class Ledger:
         """Expire every violation and lesson credit of this shard that is due at or before `ts`."""
         due, out = self.state.due, []
         while due and due[0][0] <= ts:
-            at, actor, _vid = heapq.heappop(due)
+            at, actor, vid = heapq.heappop(due)
             ledger = self.state.actors.get(actor)
             if ledger is not None:
                 out += ledger.expire(at, self.policy)
+                if vid == TICK and ledger.rewards.tick_at == at:
+                    ledger.rewards.tick_at = 0
+                    out += ledger.tick(at, self.policy)
+                    self._schedule_tick(ledger, at)
                 self.evict_if_idle(actor, at)
         return self._count(out)
 
-    def apply(self, item: Violation | Relayed | AppealFiled | AppealDecided | EducationCompleted) -> list[Any]:
+    def apply(self, item: Violation | Relayed | AppealFiled | AppealDecided | EducationCompleted | Activity
+              ) -> list[Any]:
         """Apply one item (call `advance_to(its time)` first); returns the records it causes."""
         relayed = isinstance(item, Relayed)
         if relayed:
@@ -430,11 +612,25 @@ class Ledger:
                                (ledger.entries[item.violation_id].expires_at, item.actor, item.violation_id))
         elif isinstance(item, EducationCompleted):
             out += self._lesson(item)
+        elif isinstance(item, Activity):
+            ledger = self._ledger(item.actor)
+            ledger.add_activity(item)
+            self._schedule_tick(ledger, item.ts)
         elif isinstance(item, ReviewDecided):
             pass  # a verdict on a review-queue entry carries no points: only the online models learn from it
         else:
             out += self._appeal(item)
+        if isinstance(item, Violation):
+            self._schedule_tick(self.state.actors[item.actor], item.detected_at)
         return self._count(out)
+
+    def _schedule_tick(self, ledger: ActorLedger, now: int) -> None:
+        """An hourly look at an actor's incentives while activity or time can change them (`ActorLedger.tick`)."""
+        if self.policy.incentives is None or ledger.rewards.tick_at > now:
+            return
+        if ledger.rewards.busy():
+            ledger.rewards.tick_at = counted_at(now)  # the next look that counts activity of `now`
+            heapq.heappush(self.state.due, (ledger.rewards.tick_at, ledger.actor, TICK))
 
     def evict_if_idle(self, actor: str, now: int) -> None:
         ledger = self.state.actors.get(actor)
@@ -490,8 +686,15 @@ class Ledger:
         return records
 
     def _count(self, records: list[Any]) -> list[Any]:
+        forfeits = False
         for r in records:
-            if isinstance(r, Action):
+            if isinstance(r, Incentive):
+                self.metrics.incentive_child(r.program, r.change).inc()
+                self.metrics.eligible_child(r.program).inc(-1 if r.change == REVOKED else 1)
+            elif isinstance(r, CreditsForfeited):
+                self.metrics.credits_forfeited_child(r.violation_type).inc(r.credits)
+                forfeits = True
+            elif isinstance(r, Action):
                 self.metrics.actions_child(r.action).inc()
             elif isinstance(r, Standing):
                 self.metrics.health_score.observe(r.health)
@@ -502,6 +705,8 @@ class Ledger:
                 self.metrics.appeals_child(r.outcome, r.violation_type).inc()
             elif isinstance(r, Violation):  # relayed: counted once, when written
                 self.metrics.violations_child(r.violation_type, r.detector, r.enforced).inc()
+        if forfeits:
+            records = [r for r in records if not isinstance(r, CreditsForfeited)]
         if self.emit_appeal_outcomes:
             return records
         return [r for r in records if not isinstance(r, AppealOutcome)]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -96,6 +97,52 @@ class HealthPolicy(_Strict):
     severity_penalty: SeverityPenalty
 
 
+Whole = Annotated[int, msgspec.Meta(ge=0)]
+WindowDays = Annotated[int, msgspec.Meta(ge=1, le=365)]
+Role = Literal["seller", "creator"]
+
+
+class CreditForfeit(_Strict):
+    """Credits an enforced violation takes away, by its severity."""
+
+    low: Whole
+    medium: Whole
+    high: Whole
+    critical: Whole
+
+
+class CreditPolicy(_Strict):
+    """`[incentives.credits]`: credits earned per clean period with activity, lost on enforced violations."""
+
+    period_days: WindowDays
+    per_clean_period: Whole
+    cap: Whole
+    min_orders: Whole
+    min_lives: Whole
+    forfeit: CreditForfeit
+
+
+class ProgramPolicy(_Strict):
+    """`[incentives.programs.NAME]`: one reward and what an actor needs to hold it."""
+
+    title: NonEmpty
+    benefit: NonEmpty
+    role: Role
+    enforced: bool
+    min_health: HealthPoints = 0
+    clean_days: Whole = 0
+    clean_of: list[str] = []
+    min_orders: Whole = 0
+    min_lives: Whole = 0
+    activity_days: WindowDays = 7
+    min_credits: Whole = 0
+
+
+class IncentivePolicy(_Strict):
+    credits: CreditPolicy
+    programs: dict[str, ProgramPolicy] = {}
+
+
 class Policy(_Strict):
     expiry_days: Days
     education_credit_points: Points
@@ -103,6 +150,7 @@ class Policy(_Strict):
     ladder: Annotated[list[LadderStep], msgspec.Meta(min_length=1)]
     health: HealthPolicy
     types: dict[str, TypePolicy]
+    incentives: IncentivePolicy | None = None  # none: no credits, no programs (policies written before them)
     version: str = ""  # the file's own label, or (when it has none) a hash of its content
 
     def step_for(self, points: int) -> int:
@@ -141,6 +189,10 @@ def parse_policy(data: dict[str, Any], source: str = "policy") -> Policy:
     if isinstance(types, dict):  # one table at a time, so an error names its type
         for name, table in types.items():
             _convert(table, TypePolicy, source, f"types.{name}")
+    programs = (data.get("incentives") or {}).get("programs") if isinstance(data.get("incentives"), dict) else None
+    if isinstance(programs, dict):
+        for name, table in programs.items():
+            _convert(table, ProgramPolicy, source, f"incentives.programs.{name}")
     policy = _convert(data, Policy, source, "")
     _check(policy, source)
     return policy if policy.version else msgspec.structs.replace(policy, version=content_version(data))
@@ -213,6 +265,7 @@ _ALLOWED = {
     "immediate_actions": ACTION_KINDS[:-1],
     "actions": ACTION_KINDS[:-1],
     "restrictions": RESTRICTION_KINDS,
+    "role": ("seller", "creator"),
 }
 
 
@@ -246,6 +299,22 @@ def _check(policy: Policy, source: str) -> None:
         owners[rule.policy_id] = name
         if len(set(rule.immediate_actions)) != len(rule.immediate_actions):
             fail(f"key `types.{name}.immediate_actions`: an action is listed twice")
+    if policy.incentives is not None:
+        _check_incentives(policy, catalog, fail)
+
+
+def _check_incentives(policy: Policy, catalog: list[str], fail) -> None:
+    """Programs judge what the ledger still holds: violations of the last `expiry_days`."""
+    for name, program in policy.incentives.programs.items():
+        key = f"incentives.programs.{name}"
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            fail(f"table `{key}`: a program name is lower-case letters, digits and `_`, starting with a letter")
+        if program.clean_days > policy.expiry_days:
+            fail(f"key `{key}.clean_days`: {program.clean_days} is longer than `expiry_days` "
+                 f"({policy.expiry_days:g}), the time the ledger keeps a violation; use at most {policy.expiry_days:g}")
+        unknown = [t for t in program.clean_of if t not in catalog]
+        if unknown:
+            fail(f"key `{key}.clean_of`: {unknown[0]!r} is not a violation type; the catalog is {', '.join(catalog)}")
 
 
 def violation_id(signal: Signal) -> str:

@@ -45,10 +45,12 @@ from detectors.models.online import OnlineModels
 from detectors.registry import registry
 from pipeline.config import Config, InputConfig
 from pipeline.contract.events import (
-    AppealDecided, Event, InvalidEvent, PolicyChanged, ReviewDecided, ViolationOverturned, decode,
+    AppealDecided, Event, InvalidEvent, LiveStarted, OrderPlaced, PolicyChanged, ReviewDecided, ViolationOverturned,
+    decode,
 )
 from pipeline.contract.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, capped, encode
 from pipeline.contract.routing import GOVERNANCE_TYPES, SHOP, ledger_key, ledger_keys, route_keys, shop_key
+from pipeline.enforce.incentives import Activity
 from pipeline.enforce.ledger import Ledger, Relayed
 from pipeline.enforce.links import ACCOUNT_EVENTS, IdentityUse, fan_out_key, is_suspension_change
 from pipeline.enforce.policy import Policy, PolicyUpdate, parse_policy
@@ -170,6 +172,12 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
             if kind in GOVERNANCE_TYPES:
                 out.append(event)
                 continue
+            if kind is OrderPlaced:  # activity that earns incentives: its seller's ledger counts it
+                out.append(Activity(event_id=event.event_id, ts=event.ts, actor="seller:" + event.seller_id,
+                                    kind="order"))
+            elif kind is LiveStarted:
+                out.append(Activity(event_id=event.event_id, ts=event.ts, actor="creator:" + event.creator_id,
+                                    kind="live"))
             keys = route_keys(event, shards)
             if kind in shop_types:
                 keys += (shop_key(event.seller_id, shards),)
@@ -391,7 +399,10 @@ def build_flow(
     uses = op.branch("split_identity_uses", others.falses, lambda x: isinstance(x, IdentityUse))
     policy = op.branch("split_models_policy", uses.falses,
                        lambda x: type(x) is PolicyUpdate and x.key == MODELS_KEY)
-    identity_uses, governance, models_policy = uses.trues, policy.falses, policy.trues
+    # Orders and LIVEs started, for the incentives of the final ledger only (through the models step, which
+    # passes them on in event-time order with the violations).
+    activity = op.branch("split_activity", policy.falses, lambda x: type(x) is Activity)
+    identity_uses, governance, models_policy = uses.trues, activity.falses, policy.trues
 
     stages = op.branch("split_shop_groups", to_detect.trues, lambda kv: kv[0].startswith(SHOP))
     detect_out = op.key_rm("violations", ctx.step("detect", stages.falses, detect_shard(ctx, "detect"),
@@ -413,10 +424,11 @@ def build_flow(
     # Reviewers' verdicts teach the models (the step id predates the overturn and review verdicts).
     decisions = op.filter("appeal_decisions", governance, lambda e: type(e) in REVIEWER_VERDICTS)
     models_in = op.key_on("key_models", op.merge("models_inputs", feature_errors.falses, manifests.trues, detected,
-                                                 decisions, models_policy), lambda _: MODELS_KEY)
+                                                 decisions, models_policy, activity.trues), lambda _: MODELS_KEY)
     modeled = op.key_rm("models_records", ctx.step("online_models", models_in, models_shard(ctx), keys_label=None))
     reviews = op.branch("split_review_entries", modeled, lambda x: type(x) is ReviewEntry)
-    assessed, review_entries = reviews.falses, reviews.trues
+    passed_on = op.branch("split_passed_activity", reviews.falses, lambda x: type(x) is Activity)
+    assessed, review_entries, activity_in_order = passed_on.falses, reviews.trues, passed_on.trues
 
     # Ban evasion (see enforce/links.py): a silent suspensions-only ledger pass, then linking by identifier.
     decided = op.merge("suspension_inputs", assessed, governance)
@@ -430,7 +442,7 @@ def build_flow(
     linked = op.key_rm("linked_violations", ctx.step(
         "link_accounts", op.key_rm("notes", notes), lambda state: LinkShard(link_config, ctx.policy, state)))
 
-    to_ledger = op.merge("ledger_inputs", assessed, linked, governance)
+    to_ledger = op.merge("ledger_inputs", assessed, linked, governance, activity_in_order)
     by_actor = op.key_on("key_ledger", to_ledger, lambda x: ledger_key_of(x, shards))
     ledger_out = op.key_rm("ledger_records", ctx.step("ledger", by_actor, ledger_shard(ctx, ctx.metrics)))
 

@@ -106,6 +106,8 @@ def summary(metrics: Metrics, out_dir: str, seconds: float, outcome: Outcome | N
     lines.append(f"  actions          {int(metrics.total(metrics.actions)):,}"
                  + _breakdown(metrics.by_label(metrics.actions, "action")))
     lines.append(f"  review queue     {int(metrics.total(metrics.review_queue)):,}")
+    lines.append(f"  incentives       {int(metrics.total(metrics.incentive_changes)):,}"
+                 + _breakdown(metrics.by_label(metrics.incentive_changes, "change")))
     lines.append(f"  outputs in       {out_dir}/")
     return "\n".join(lines)
 
@@ -171,6 +173,7 @@ def build_job(config: Config, *, source: Reader, replay: bool, metrics: Metrics,
     control = control or Control(config.cluster.process_id, config.cluster.processes)
     ctx = JobContext(config=config, policy=load_policy(config.policy_path or None), metrics=metrics, replay=replay)
     metrics.set_policy_version(ctx.policy.version)
+    metrics.init_programs(ctx.policy.incentives.programs if ctx.policy.incentives else ())
     read = source(config, metrics)
     read.attach(control, health)
     if config.output.kind == "kafka":

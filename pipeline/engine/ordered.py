@@ -22,6 +22,7 @@ from detectors.models.features import FeatureUpdate
 from detectors.models.online import ModelsState, OnlineModels
 from pipeline.contract.events import AppealDecided, AppealFiled, ReviewDecided, ViolationOverturned
 from pipeline.contract.records import AppealOutcome, Violation
+from pipeline.enforce.incentives import Activity
 from pipeline.enforce.ledger import RANK, Ledger, LedgerState, Relayed
 from pipeline.enforce.policy import Policy, PolicyBook, PolicyUpdate, repriced
 from pipeline.engine.detect import FeatureManifest, ShardUpdates
@@ -78,6 +79,9 @@ class LedgerShard(EventTimeOrderedShard):
                 hold(v.detected_at, 0, f"{v.violation_id}|{msgspec.json.encode(v.evidence).decode()}", item, now)
             elif isinstance(item, PolicyUpdate):  # before anything else at its event time
                 hold(item.ts, -1, item.change_id, item, now)
+            elif type(item) is Activity:  # a redelivered order counts once; the detect step counted the duplicate
+                if not self.state.clock.seen_before(item.event_id, item.ts):
+                    hold(item.ts, RANK[Activity], item.event_id, item, now)
             elif self.state.clock.seen_before(item.event_id, item.ts):
                 self.metrics.duplicates_child(item.topic).inc()
             else:
@@ -214,6 +218,8 @@ class ModelsShard(EventTimeOrderedShard):
                 hold(item.decided_at, 1, item.appeal_id, item, now)
             elif kind is PolicyUpdate:  # before anything else at its event time
                 hold(item.ts, -1, item.change_id, item, now)
+            elif kind is Activity:  # on to the ledger in event-time order with the violations (see `apply`)
+                hold(item.ts, 2, item.event_id, item, now)
         for reader in state.readers.values():
             self._free(reader.complete(self.horizon_ms))
         if state.readers:
@@ -241,6 +247,10 @@ class ModelsShard(EventTimeOrderedShard):
         if kind is PolicyUpdate:
             self.state.book.add(item.ts, item.change_id, item.policy)
             return []
+        if kind is Activity:
+            # Passed through, not modelled: leaving here with the violations, in event-time order and after
+            # the same hold, an order reaches the ledger in its place among them, as in a replay.
+            return [item]
         self.models.learn(item)
         return []
 

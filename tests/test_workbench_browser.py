@@ -21,6 +21,7 @@ fails and says so; it is never skipped. Playwright's own browser download
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -74,6 +75,22 @@ def pick_appeal(outputs: dict[str, list[dict]]) -> tuple[dict, dict]:
     _, _, actor = candidates[0]
     violation = max(by_actor[actor], key=lambda v: v["points"])
     return violation, latest[actor]
+
+
+@contextlib.contextmanager
+def seller_and_reviewer(pw, tmp_path: Path, executable: str):
+    """Two Chromium profiles with their own cookies: the seller's page and the reviewer's."""
+    def browser(profile: str):
+        return pw.chromium.launch_persistent_context(
+            str(tmp_path / profile), executable_path=executable, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1280, "height": 900})
+
+    seller_ctx, reviewer_ctx = browser("profile-seller"), browser("profile-reviewer")
+    try:
+        yield seller_ctx.new_page(), reviewer_ctx.new_page()
+    finally:
+        seller_ctx.close()
+        reviewer_ctx.close()
 
 
 class Console:
@@ -141,98 +158,87 @@ def test_appeal_overturned_in_the_browser_changes_the_next_standing(tmp_path):
 
     console = Console(out, gov, actor, tmp_path / "console.log")
     try:
-        with sync_playwright() as pw:
-            def browser(profile: str):
-                return pw.chromium.launch_persistent_context(
-                    str(tmp_path / profile), executable_path=executable, headless=True, args=CHROMIUM_FLAGS,
-                    viewport={"width": 1280, "height": 900})
+        with sync_playwright() as pw, seller_and_reviewer(pw, tmp_path, executable) as (seller, reviewer):
+            base = console.url
 
-            seller_ctx, reviewer_ctx = browser("profile-seller"), browser("profile-reviewer")
-            try:
-                seller, reviewer = seller_ctx.new_page(), reviewer_ctx.new_page()
-                base = console.url
+            # the seller sees its standing and appeals
+            sign_in(seller, base, ACTOR_TOKEN)
+            assert seller.url.endswith(f"/standing/{actor}")
+            assert number(seller, "#active-points") == before["active_points"]
+            assert number(seller, "#health") == before["health"]
+            seller.screenshot(path=str(shots / "1-standing-before.png"), full_page=True)
+            card = seller.locator(f"article[id='{vid}']")
+            assert seller_explanation(violation) in card.inner_text()  # never another account's name
+            card.locator("summary", has_text="Appeal this violation").click()
+            card.locator("textarea").fill("These goods are genuine; the invoice is attached to my listing.")
+            card.locator("button", has_text="Send appeal").click()
+            seller.wait_for_load_state()
+            assert "Your appeal was sent" in seller.inner_text(".flash")
+            seller.screenshot(path=str(shots / "2-appeal-sent.png"), full_page=True)
 
-                # the seller sees its standing and appeals
-                sign_in(seller, base, ACTOR_TOKEN)
-                assert seller.url.endswith(f"/standing/{actor}")
-                assert number(seller, "#active-points") == before["active_points"]
-                assert number(seller, "#health") == before["health"]
-                seller.screenshot(path=str(shots / "1-standing-before.png"), full_page=True)
-                card = seller.locator(f"article[id='{vid}']")
-                assert seller_explanation(violation) in card.inner_text()  # never another account's name
-                card.locator("summary", has_text="Appeal this violation").click()
-                card.locator("textarea").fill("These goods are genuine; the invoice is attached to my listing.")
-                card.locator("button", has_text="Send appeal").click()
-                seller.wait_for_load_state()
-                assert "Your appeal was sent" in seller.inner_text(".flash")
-                seller.screenshot(path=str(shots / "2-appeal-sent.png"), full_page=True)
+            # the reviewer: from the queue to the appeals, claims the case, notes it, overturns it with a reason
+            sign_in(reviewer, base, REVIEWER[1])
+            assert reviewer.url.endswith("/queue")
+            assert reviewer.inner_text("h1") == "Review queue"
+            reviewer.screenshot(path=str(shots / "3-queue.png"), full_page=True)
+            reviewer.click("nav >> text=Appeals")
+            reviewer.wait_for_load_state()
+            assert vid in reviewer.inner_text("#appeals")
+            reviewer.screenshot(path=str(shots / "4-appeals.png"), full_page=True)
+            reviewer.click(f"#appeals a:has-text('{actor}')")
+            reviewer.wait_for_load_state()
+            assert f"/actors/{actor}" in reviewer.url
+            card = reviewer.locator(f"article[id='{vid}']")
+            assert "invoice is attached" in card.inner_text()
+            card.locator("button", has_text="Claim / assign").click()
+            reviewer.wait_for_load_state()
+            card = reviewer.locator(f"article[id='{vid}']")
+            assert "In review" in card.inner_text() and REVIEWER[0] in card.inner_text()
+            card.locator("form.note-form input[name=text]").fill("Invoice matches the brand's distributor.")
+            card.locator("button", has_text="Add note").click()
+            reviewer.wait_for_load_state()
+            card = reviewer.locator(f"article[id='{vid}']")
+            assert "Invoice matches the brand's distributor." in card.inner_text()
+            reviewer.screenshot(path=str(shots / "5-actor.png"), full_page=True)
+            reason = "The invoice proves the goods are genuine."
+            card.locator("form.decide textarea").fill(reason)
+            card.locator("form.decide button", has_text="Overturn").click()
+            reviewer.wait_for_load_state()
+            assert f"overturned by {REVIEWER[0]}" in reviewer.inner_text(".flash")
+            reviewer.screenshot(path=str(shots / "6-overturned.png"), full_page=True)
 
-                # the reviewer: from the queue to the appeals, claims the case, notes it, overturns it with a reason
-                sign_in(reviewer, base, REVIEWER[1])
-                assert reviewer.url.endswith("/queue")
-                assert reviewer.inner_text("h1") == "Review queue"
-                reviewer.screenshot(path=str(shots / "3-queue.png"), full_page=True)
-                reviewer.click("nav >> text=Appeals")
-                reviewer.wait_for_load_state()
-                assert vid in reviewer.inner_text("#appeals")
-                reviewer.screenshot(path=str(shots / "4-appeals.png"), full_page=True)
-                reviewer.click(f"#appeals a:has-text('{actor}')")
-                reviewer.wait_for_load_state()
-                assert f"/actors/{actor}" in reviewer.url
-                card = reviewer.locator(f"article[id='{vid}']")
-                assert "invoice is attached" in card.inner_text()
-                card.locator("button", has_text="Claim / assign").click()
-                reviewer.wait_for_load_state()
-                card = reviewer.locator(f"article[id='{vid}']")
-                assert "In review" in card.inner_text() and REVIEWER[0] in card.inner_text()
-                card.locator("form.note-form input[name=text]").fill("Invoice matches the brand's distributor.")
-                card.locator("button", has_text="Add note").click()
-                reviewer.wait_for_load_state()
-                card = reviewer.locator(f"article[id='{vid}']")
-                assert "Invoice matches the brand's distributor." in card.inner_text()
-                reviewer.screenshot(path=str(shots / "5-actor.png"), full_page=True)
-                reason = "The invoice proves the goods are genuine."
-                card.locator("form.decide textarea").fill(reason)
-                card.locator("form.decide button", has_text="Overturn").click()
-                reviewer.wait_for_load_state()
-                assert f"overturned by {REVIEWER[0]}" in reviewer.inner_text(".flash")
-                reviewer.screenshot(path=str(shots / "6-overturned.png"), full_page=True)
+            filed, decided = read_jsonl(gov)
+            assert (filed["type"], decided["type"]) == ("appeal.filed", "appeal.decided")
+            assert decided["reviewer_id"] == REVIEWER[0] and decided["decision"] == "overturned"
+            assert decided["reason"] == reason
 
-                filed, decided = read_jsonl(gov)
-                assert (filed["type"], decided["type"]) == ("appeal.filed", "appeal.decided")
-                assert decided["reviewer_id"] == REVIEWER[0] and decided["decision"] == "overturned"
-                assert decided["reason"] == reason
+            # the job runs again over the events and the governance file, into the same folder
+            combined = tmp_path / "events-and-governance.jsonl"
+            combined.write_bytes((sim / "events.jsonl").read_bytes() + gov.read_bytes())
+            _, again = replay(combined, out)
+            assert not again.get("dead_letter.jsonl"), again.get("dead_letter.jsonl")
+            expected = before["active_points"] - violation["points"]
 
-                # the job runs again over the events and the governance file, into the same folder
-                combined = tmp_path / "events-and-governance.jsonl"
-                combined.write_bytes((sim / "events.jsonl").read_bytes() + gov.read_bytes())
-                _, again = replay(combined, out)
-                assert not again.get("dead_letter.jsonl"), again.get("dead_letter.jsonl")
-                expected = before["active_points"] - violation["points"]
+            deadline = time.monotonic() + 30  # the console follows the new run within a second or two
+            card = seller.locator(f"article[id='{vid}']")
+            while True:
+                seller.goto(f"{base}/standing/{actor}")
+                if (card.count() and "overturned" in card.inner_text()
+                        and number(seller, "#active-points") == expected) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            seller.screenshot(path=str(shots / "7-standing-after.png"), full_page=True)
+            assert number(seller, "#active-points") == expected
+            assert number(seller, "#health") > before["health"]
+            assert "overturned" in card.inner_text() and "0 points" in card.inner_text()
+            assert reason in card.inner_text()  # the seller reads the reviewer's reason
+            policy = load_policy()
+            if policy.step_for(expected) < policy.step_for(before["active_points"]):
+                assert seller.inner_text("#level").lower() != before["level"].replace("_", " ")
 
-                deadline = time.monotonic() + 30  # the console follows the new run within a second or two
-                card = seller.locator(f"article[id='{vid}']")
-                while True:
-                    seller.goto(f"{base}/standing/{actor}")
-                    if (card.count() and "overturned" in card.inner_text()
-                            and number(seller, "#active-points") == expected) or time.monotonic() > deadline:
-                        break
-                    time.sleep(0.5)
-                seller.screenshot(path=str(shots / "7-standing-after.png"), full_page=True)
-                assert number(seller, "#active-points") == expected
-                assert number(seller, "#health") > before["health"]
-                assert "overturned" in card.inner_text() and "0 points" in card.inner_text()
-                assert reason in card.inner_text()  # the seller reads the reviewer's reason
-                policy = load_policy()
-                if policy.step_for(expected) < policy.step_for(before["active_points"]):
-                    assert seller.inner_text("#level").lower() != before["level"].replace("_", " ")
-
-                reviewer.goto(f"{base}/actors/{actor}")
-                assert number(reviewer, "#active-points") == expected
-                reviewer.screenshot(path=str(shots / "8-actor-after.png"), full_page=True)
-            finally:
-                seller_ctx.close()
-                reviewer_ctx.close()
+            reviewer.goto(f"{base}/actors/{actor}")
+            assert number(reviewer, "#active-points") == expected
+            reviewer.screenshot(path=str(shots / "8-actor-after.png"), full_page=True)
     finally:
         console.stop()
     assert sorted(p.name for p in shots.iterdir()) == [

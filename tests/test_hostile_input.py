@@ -182,3 +182,17 @@ def test_a_repeated_type_key_names_every_type_it_was_given():
 def test_an_unknown_type_names_the_type_that_was_sent():
     with pytest.raises(InvalidEvent, match="unknown event type 'live.teleport'"):
         decode(b'{"event_id": "e", "type": "live.teleport", "ts": 1793491200000, "extra": {"type": "live.ended"}}')
+
+
+def test_a_poison_pill_sampled_for_the_kafka_reader_pace_is_skipped_not_raised():
+    """The Kafka reader samples one record in `Pace.EVERY` for its pace; a 10,000-deep one crashed the job
+    (and every restart) when it fell on a sample."""
+    from pipeline.sources.kafka import Pace
+    from pipeline.sources.raw import RawRecord
+    from tests.kafka_jobs import poison_pills
+
+    for pill in poison_pills():
+        pace = Pace()
+        for offset in range(Pace.EVERY):
+            pace.see(RawRecord(pill, "listing-events/0", offset, offset))
+        assert pace.broker_ms(30_000) == 1  # nothing learned from it

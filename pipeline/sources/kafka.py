@@ -504,8 +504,8 @@ class Pace:
             return
         try:
             self.samples.append((record.received_ms, _event_time(record.raw).ts))
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            pass  # not an event: the decode step dead-letters it
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            pass  # not an event (or a poison pill nested too deep): the decode step dead-letters it
 
     def broker_ms(self, event_ms: int) -> int:
         """`event_ms` of event time as broker time (at least 1 ms; 1 ms until the stream's pace is known)."""

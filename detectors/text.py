@@ -578,7 +578,7 @@ class _TextDetector:
         text = _text_of(event)
         if text is None:
             return state, []
-        findings = self.find(text)
+        findings = self.find(text, type(event) is ListingCreated or type(event) is ListingUpdated)
         if not findings:
             return state, []
         said = _said(event, text)
@@ -590,8 +590,8 @@ class _TextDetector:
                 signals.append(self._signal(said, event.ts, key, group))
         return state, signals
 
-    def find(self, text: str) -> list[Finding]:
-        """Everything this detector finds in one text (pure: no state, no event)."""
+    def find(self, text: str, listing: bool = False) -> list[Finding]:
+        """Everything this detector finds in one text (pure: no state, no event); `listing`: a listing's title."""
         raise NotImplementedError
 
     def _group(self, findings: list[Finding]) -> dict[str, list[Finding]]:
@@ -746,7 +746,7 @@ class ProhibitedListing(_TextDetector):
         self._harmless = _matcher(config.harmless)
         self._negations = _matcher(config.negations)
 
-    def find(self, text: str) -> list[Finding]:
+    def find(self, text: str, listing: bool = False) -> list[Finding]:
         norm = normalized(text)
         if not self._terms.may_match(norm):
             return []
@@ -824,6 +824,16 @@ class OffPlatformSolicitationConfig(msgspec.Struct, frozen=True, forbid_unknown_
         ask you to pay outside the app").
     cooldown_seconds
         One violation per actor within this period.
+    better_deal_cues
+        A better price ("cheaper", "save", "20% off"): offered together with a
+        private contact (`private_contact_cues` or a contact detail), it is a
+        deal made off the platform ("cheaper, DM", "@shop_mo for 20% off"),
+        whatever channel the text names or hides.
+    private_contact_cues
+        Words that ask buyers to talk privately ("dm", "message me").
+    in_app_cues
+        Words that keep a deal inside the app ("code", "cart"): with one of
+        them a better price and a DM are an ordinary promotion.
     """
 
     channels: list[str]
@@ -839,9 +849,16 @@ class OffPlatformSolicitationConfig(msgspec.Struct, frozen=True, forbid_unknown_
     negation_window_tokens: int
     disclaimers: list[str]
     cooldown_seconds: float
+    better_deal_cues: list[str] = []
+    private_contact_cues: list[str] = []
+    in_app_cues: list[str] = []
 
 
 _EMAIL_END = ("com", "net", "org", "co", "io", "me", "info", "biz", "us", "uk")
+_TAKEN_OFF = frozenset(("off", "discount", "cheaper", "less"))
+# A user name written without its "@": words joined by an underscore ("moda_pablo69"), which
+# ordinary speech never writes.
+_BARE_HANDLE = re.compile(r"(?<![\w@])[^\W\d_][^\W_]*(?:_[^\W_]+)+")
 
 
 @register
@@ -891,17 +908,23 @@ class OffPlatformSolicitation(_TextDetector):
         self._after_negations = _matcher(config.after_negations)
         self._disclaimers = _matcher(config.disclaimers)
         self._digits = {_key(w): d for w, d in config.number_words.items()}
-        self._triggers = self._channels.firsts | self._phrases.firsts | self._phone_cues.firsts
+        self._deals = _matcher(config.better_deal_cues)
+        self._private = _matcher(config.private_contact_cues + config.contact_phrases)
+        self._in_app = _matcher(config.in_app_cues)
+        self._triggers = (self._channels.firsts | self._phrases.firsts | self._phone_cues.firsts
+                          | self._deals.firsts)
 
-    def find(self, text: str) -> list[Finding]:
+    def find(self, text: str, listing: bool = False) -> list[Finding]:
         norm = normalized(text)
-        if self._triggers.isdisjoint(norm.keys) and not norm.spelled and not norm.has_at:
+        if (self._triggers.isdisjoint(norm.keys) and not norm.spelled and not norm.has_at
+                and "_" not in text and "%" not in text):
             return []
-        handles, emails = self._addresses(norm)
+        handles, emails = self._addresses(norm, text)
         phones = self._phones(norm) if self._phone_cues.any(norm) else []
         channels = self._channels.find(norm)
         phrases = self._phrases.find(norm)
-        if not (channels or phrases or phones or handles or emails):
+        deals = self._better_deals(norm)
+        if not (channels or phrases or phones or handles or emails or deals):
             return []
         negations = self._negations.find(norm)
         after = self._after_negations.find(norm)
@@ -926,8 +949,22 @@ class OffPlatformSolicitation(_TextDetector):
         for m in contact:
             if m.phrase == "phone number":
                 found.append(self._finding("phone_number", m, text, norm, 0.85))
-            elif channels or asks_contact:
+            elif channels or asks_contact or listing:  # a listing has no reason to carry a contact
                 found.append(self._finding("handle" if m.phrase == "@handle" else "email", m, text, norm, 0.85))
+        if not found and deals and (contact or self._private.any(norm)) and not self._in_app.any(norm):
+            deal = next((m for m in deals if not declined(m)), None)
+            if deal is not None:
+                found.append(self._finding("private_deal", deal, text, norm, 0.8))
+        return found
+
+    def _better_deals(self, norm: Normalized) -> list[Match]:
+        """Better-price cues, and percentages taken off ("20% off", "save 10%")."""
+        found = self._deals.find(norm) if not self._deals.firsts.isdisjoint(norm.keys) else []
+        tokens = norm.tokens
+        for i, tok in enumerate(tokens):
+            if len(tok) > 1 and tok[-1] == "%" and tok[:-1].isdigit() and (
+                    (i + 1 < len(tokens) and tokens[i + 1] in _TAKEN_OFF) or (i and tokens[i - 1] == "save")):
+                found.append(Match("percent off", i, i + 1))
         return found
 
     def _finding(self, kind: str, m: Match, text: str, norm: Normalized, confidence: float) -> Finding:
@@ -935,17 +972,20 @@ class OffPlatformSolicitation(_TextDetector):
         return Finding(kind, m.phrase, m.written(norm), min(0.95, confidence + (0.05 if hidden else 0.0)),
                        {"obfuscated": hidden}, (m.start, m.end))
 
-    def _addresses(self, norm: Normalized) -> tuple[list[Match], list[Match]]:
-        """@handles and e-mail addresses (the dots of an address are joined by the normaliser)."""
-        if not norm.has_at:
-            return [], []
+    def _addresses(self, norm: Normalized, text: str) -> tuple[list[Match], list[Match]]:
+        """@handles (also written without the "@": `_BARE_HANDLE`) and e-mail addresses
+        (the dots of an address are joined by the normaliser)."""
         handles, emails = [], []
-        for i, tok in enumerate(norm.tokens):
-            at = tok.find("@")
-            if at == 0 and len(tok) >= 4:
-                handles.append(Match("@handle", i, i + 1))
-            elif at > 0 and tok.endswith(_EMAIL_END) and len(tok) - at > 4:
-                emails.append(Match("e-mail address", i, i + 1))
+        if norm.has_at:
+            for i, tok in enumerate(norm.tokens):
+                at = tok.find("@")
+                if at == 0 and len(tok) >= 4:
+                    handles.append(Match("@handle", i, i + 1))
+                elif at > 0 and tok.endswith(_EMAIL_END) and len(tok) - at > 4:
+                    emails.append(Match("e-mail address", i, i + 1))
+        if "_" in text:
+            bare = {normalize(m.group()).replace("_", "") for m in _BARE_HANDLE.finditer(text)}
+            handles += [Match("@handle", i, i + 1) for i, tok in enumerate(norm.tokens) if tok in bare]
         return handles, emails
 
     def _phones(self, norm: Normalized) -> list[Match]:
@@ -999,6 +1039,9 @@ class ClaimRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         "diabetes"). `<money>` is an amount ("$500"), `<number>` any number.
     window_tokens
         How far apart term and `near_all` words may be.
+    same_clause
+        Whether the `near_all` words must stand in the term's clause (false for
+        a claim that backs another across a comma: "Cures X, Clinically Proven").
     unless
         Phrases that anywhere in the text make the claim ordinary
         ("money back guarantee", "hand sanitizer").
@@ -1008,6 +1051,7 @@ class ClaimRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     terms: list[str]
     near_all: list[list[str]] = []
     window_tokens: int = 6
+    same_clause: bool = True
     unless: list[str] = []
 
 
@@ -1024,22 +1068,47 @@ class MisleadingClaimsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=
         How many tokens before a claim a negation reaches.
     cooldown_seconds
         One violation per actor within this period.
+    currency_words
+        Words that make the number before them an amount (`<money>`), written
+        or said ("200 dollars", "thirty thousand yen").
     """
 
     rules: list[ClaimRule]
     negations: list[str]
     negation_window_tokens: int
     cooldown_seconds: float
+    currency_words: list[str] = []
 
 
 _SPECIAL = ("<money>", "<number>")
 
 
-def _is_money(tokens: tuple[str, ...], i: int) -> bool:
+# Numbers said in words, for amounts said aloud ("two hundred", "thirty thousand").
+_NUMBER_WORDS = frozenset((
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand "
+    "million grand k").split())
+_MONEY_SYMBOLS = "$£€¥₩₹₱"
+_MAX_NUMBER_WORDS = 4  # "two hundred and fifty thousand": the longest amount read in words
+
+
+def _is_number(tok: str) -> bool:
+    return tok[0].isdigit() or tok in _NUMBER_WORDS
+
+
+def _is_money(tokens: tuple[str, ...], i: int, currency: frozenset[str]) -> bool:
+    """Whether an amount starts at token `i`: "$500", or a number (digits or words) then a currency word."""
     tok = tokens[i]
-    if tok[0] in "$£€" and any(c.isdigit() for c in tok):
+    if tok[0] in _MONEY_SYMBOLS and any(c.isdigit() for c in tok):
         return True
-    return tok.isdigit() and i + 1 < len(tokens) and tokens[i + 1] in ("dollars", "usd", "bucks", "euros", "eur", "k")
+    if not _is_number(tok):
+        return False
+    for j in range(i + 1, min(len(tokens), i + 2 + _MAX_NUMBER_WORDS)):
+        if tokens[j] in currency:
+            return True
+        if not (_is_number(tokens[j]) or tokens[j] == "and"):
+            return False
+    return False
 
 
 @dataclass(slots=True)
@@ -1049,13 +1118,14 @@ class _Near:
     matcher: PhraseMatcher
     money: bool
     number: bool
+    currency: frozenset[str] = frozenset()
 
     def positions(self, norm: Normalized) -> list[Match]:
         found = self.matcher.find(norm)
         for i, tok in enumerate(norm.tokens):
-            if not tok[0].isdigit() and tok[0] not in "$£€":
+            if not _is_number(tok) and tok[0] not in _MONEY_SYMBOLS:
                 continue
-            if (self.number and tok[0].isdigit()) or (self.money and _is_money(norm.tokens, i)):
+            if (self.number and tok[0].isdigit()) or (self.money and _is_money(norm.tokens, i, self.currency)):
                 found.append(Match("<money>" if self.money else "<number>", i, i + 1))
             unit = tok.lstrip("0123456789")  # "10kg": the unit glued to its number
             if unit and tok[0].isdigit() and self.matcher.firsts.intersection((_key(unit),)):
@@ -1072,9 +1142,9 @@ class _Nearby:
         self.starts = [found[k].start for k in self.by_start]
         self.longest = max((m.end - m.start for m in found), default=0)
 
-    def first_close(self, norm: Normalized, term: Match, window: int) -> Match | None:
+    def first_close(self, norm: Normalized, term: Match, window: int, clause: bool = True) -> Match | None:
         """The first match (in `found` order) not overlapping `term`, fewer than `window` tokens from it,
-        in its clause; only the matches that start near the term are looked at."""
+        in its clause (if `clause`); only the matches that start near the term are looked at."""
         best = None
         lo = bisect_left(self.starts, term.start - window - self.longest + 1)
         for j in range(lo, len(self.starts)):
@@ -1085,7 +1155,7 @@ class _Nearby:
             if best is not None and k > best or overlaps(m, [term]):
                 continue
             gap = m.start - term.end if m.start >= term.end else term.start - m.end
-            if gap < window and same_clause(norm, m.start, term.start):
+            if gap < window and (not clause or same_clause(norm, m.start, term.start)):
                 best = k
         return None if best is None else self.found[best]
 
@@ -1132,9 +1202,11 @@ class MisleadingClaims(_TextDetector):
     def __init__(self, config: MisleadingClaimsConfig) -> None:
         self.config = config
         self._cooldown_ms = int(config.cooldown_seconds * 1000)
+        currency = frozenset(word.lower() for word in config.currency_words)
         self._rules = [
             _Rule(rule, _matcher(rule.terms),
-                  [_Near(_matcher([p for p in group if p not in _SPECIAL]), "<money>" in group, "<number>" in group)
+                  [_Near(_matcher([p for p in group if p not in _SPECIAL]), "<money>" in group, "<number>" in group,
+                         currency)
                    for group in rule.near_all],
                   _matcher(rule.unless))
             for rule in config.rules
@@ -1142,7 +1214,7 @@ class MisleadingClaims(_TextDetector):
         self._negations = _matcher(config.negations)
         self._triggers = frozenset().union(*(r.terms.firsts for r in self._rules))
 
-    def find(self, text: str) -> list[Finding]:
+    def find(self, text: str, listing: bool = False) -> list[Finding]:
         norm = normalized(text)
         if self._triggers.isdisjoint(norm.keys) and not norm.spelled:
             return []
@@ -1183,7 +1255,7 @@ class MisleadingClaims(_TextDetector):
             group = nearby.get(id(near))
             if group is None:
                 group = nearby[id(near)] = _Nearby(near.positions(norm))
-            close = group.first_close(norm, term, rule.config.window_tokens)
+            close = group.first_close(norm, term, rule.config.window_tokens, rule.config.same_clause)
             if close is None:
                 return None
             context.append(close)

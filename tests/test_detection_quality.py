@@ -30,36 +30,31 @@ GATE_SEED = 11
 HELD_OUT = sorted(w for w in WORLDS if w != TUNING_WORLD)
 MIN_PRECISION, MIN_RECALL, MAX_MEDIAN_TTD_S = 0.97, 0.95, 60.0
 
-WORDING = "replica, banned-item and off-platform wording of this world the lexicons (policy data) do not have"
+WORDING = "replica wording of this world the lexicon (policy data) does not have"
 PREMIUM = ("an honest '[Kaede] Figure / Sumi Black / Chibi' at a figure's price compared with 'Chibi Plush "
            "(Sumi Black)' and 'Chibi Keychain (Sumi Black)': a one-word product name is outweighed by the rest")
 # world -> type -> (precision, recall, median time to detect s) measured, for what falls short; "honest_enforced":
 # honest actors with an enforced violation. Each with why.
-LATE_TEXT = "a LIVE's solicitation found only when later speech repeats it in words the lexicon has"
 SHORTFALLS: dict[str, dict[str, tuple[tuple[float, float, float | None], str]]] = {
     "harbour": {
-        "counterfeit_listing": ((1.0, 0.83, None), WORDING),
+        "counterfeit_listing": ((1.0, 0.92, None), "a protected brand at a price its few listings do not yet show "
+                                                   "to be impossible"),
         "fake_discount": ((0.86, 1.0, None), "a 'was' price shown for minutes that overstates the discount by "
                                              "6 points (17.9% claimed, 11.5% real) is flagged; the world calls it "
                                              "honest"),
-        "misleading_claims": ((1.0, 0.67, None), WORDING),
-        "off_platform_solicitation": ((1.0, 0.67, None), WORDING),
-        "prohibited_listing": ((1.0, 0.67, None), WORDING),
     },
     "sakura": {
-        "counterfeit_listing": ((1.0, 0.75, None), WORDING + "; kanji brand aliases are lost by the normaliser"),
-        "linked_accounts": ((1.0, 0.83, None), "a ban evader who shares one identifier with the banned account"),
-        "misleading_claims": ((1.0, 0.67, None), WORDING),
-        "off_platform_solicitation": ((1.0, 0.5, None), WORDING + " (LINE, PayPay)"),
+        "counterfeit_listing": ((1.0, 0.75, None), WORDING + " ('kopi', a bare 'mirror') and copies priced "
+                                                   "within the brand's range"),
         "price_gouging": ((0.86, 1.0, None), PREMIUM),
-        "prohibited_listing": ((1.0, 0.67, None), WORDING),
     },
     "atelier": {
-        "counterfeit_listing": ((1.0, 0.8, None), WORDING),
+        "counterfeit_listing": ((1.0, 0.8, None), WORDING + " ('inspired by' after the product) and a copy priced "
+                                                  "within the brand's range"),
         "engagement_inflation": ((1.0, 0.8, None), "a short burst of bought likes the LIVE's own rate hides"),
-        "misleading_claims": ((1.0, 0.8, 1188), WORDING + "; " + LATE_TEXT),
         "misleading_price_claim": ((1.0, 0.8, None), "a spoken price not tied to its listing (decimal comma)"),
-        "off_platform_solicitation": ((1.0, 0.4, 1075), WORDING + "; " + LATE_TEXT),
+        "off_platform_solicitation": ((1.0, 0.8, None), "a payment app the lexicon does not have, named with a "
+                                                        "saving but no contact ('bizum only, save 10%')"),
         "price_gouging": ((1.0, 0.8, None), "a stepwise raise whose last step (2.4x) is under raise_ratio"),
     },
 }
@@ -70,7 +65,7 @@ HONEST_ENFORCED: dict[str, tuple[int, str]] = {
 # The review queue (#14: surfaces >= 50% of the abusers no rule flagged, >= 60% of its actors abusers):
 # world -> (share of its actors that are abusers, share of unflagged abusers surfaced), as measured.
 MIN_QUEUE_PRECISION, MIN_QUEUE_SURFACED = 0.6, 0.5
-QUEUE_RECORDED = {"harbour": (0.64, 0.0), "sakura": (0.76, 0.22), "atelier": (0.71, 0.0)}
+QUEUE_RECORDED = {"harbour": (0.65, 0.0), "sakura": (0.76, 0.0), "atelier": (0.71, 0.0)}
 
 
 @pytest.fixture(scope="module", params=HELD_OUT)

@@ -105,6 +105,14 @@ def test_normalisation_is_shared_between_detectors():
     ("F a k e  i d any state, scannable", "documents"),
     ("Real registered passport, any country", "documents"),
     ("Counterfeit money 1:1 bills, passes pen test", "documents"),
+    # named by marketplace policies, and generic forms of forged papers and money
+    ("Stun gun torch 50,000 volt", "weapons"),
+    ("Pepper spray keyring, 20ml", "weapons"),
+    ("CBD & THC vape carts", "drugs"),
+    ("Lorazepam 2mg tablets, no prescription needed", "drugs"),
+    ("Forged doctor's note, any date you want", "documents"),
+    ("C0unt3rf31t euro banknotes, 50s", "documents"),
+    ("Fake university diploma, any name", "documents"),
 ])
 def test_banned_items_are_found_plain_or_disguised(title, kind):
     found = found_in("prohibited_listing", title)
@@ -119,6 +127,8 @@ def test_banned_items_are_found_plain_or_disguised(title, kind):
     "Aris Leather Wallet", "Elephant figurine, no ivory", "Shotgun Microphone for Cameras",
     "Exhaust silencer for motorbikes", "Pangolin Plush Toy", "Ammo Box Storage Crate", "Pistol Squat Trainer",
     "Cocktail Smoking Gun Kit", "Methodology for beginners", "It has begun: summer sale",
+    "Reading Glasses +2.0, no prescription needed", "Fake Fur Cushion Cover", "Money Clip, Brushed Steel",
+    "Forged Steel Chef Knife, hand finished", "Pepper Grinder, Ceramic", "Sick Note Pad for Kids' Pretend Play",
 ])
 def test_allowed_products_that_share_a_banned_word_are_clean(title):
     assert found_in("prohibited_listing", title) == []
@@ -191,9 +201,30 @@ def test_state_survives_pickling():
     "pay with paypal friends and family and skip the fees", "DM me on whatsapp +1 555 013 4422",
     "venmo @shop_kay12 for 20% off", "cheaper if you pay by zelle, message me", "whatsapp me, number in my bio",
     "email me at deals.mia@gmail.com", "add me @real_zed4", "no fees if you pay on venmo",
+    # a better price for a private contact, whatever the channel is called
+    "cheaper if you DM me", "dm for the real price", "15% off if you message me", "@kimi_shop for 30% off",
+    "pay into my account at jo_trade88 and save 10%", "send to nori_store5 and I post today",
 ])
 def test_a_host_steering_buyers_off_the_platform_is_found(text):
     assert found_in("off_platform_solicitation", text), text
+
+
+@pytest.mark.parametrize("title", [
+    "Linen Tote Bag - message @tote_lady for bulk", "Wool Scarf (DM wool_and_co for trade)",
+    "Canvas Sneakers, cheaper direct: email shoes.kim@gmail.com",
+])
+def test_a_listing_title_that_gives_a_contact_is_found(title):
+    assert shipped("off_platform_solicitation").find(title, listing=True), title
+
+
+@pytest.mark.parametrize("text", [
+    "thanks @anna_b for the follow!", "welcome @mika_22, the coupon is in the cart",
+    "100% cotton, dm me for measurements", "20% off with code LIVE20 in the cart, message me if you have questions",
+    "save 10% today, tap the cart", "dm me your size and I'll pin the right one",
+])
+def test_a_handle_a_dm_or_a_discount_on_its_own_is_clean(text):
+    assert found_in("off_platform_solicitation", text) == [], text
+
 
 
 @pytest.mark.parametrize("text", [
@@ -275,6 +306,13 @@ def test_one_solicitation_violation_per_creator_per_cool_down():
     ("earn $300 per day from home", "earnings"),
     ("it's FDA approved so it's totally safe for everyone", "false_certification"),
     ("FDA-Approved Immune Booster Gummies", "false_certification"),
+    # other verbs, other regulators, amounts said in words, a claim backed across a comma
+    ("this balm clears psoriasis for good", "medical_cure"),
+    ("Joint Balm Cures Gout, Clinically Proven", "medical_cure"),
+    ("Scar Cream - Stretch Marks Gone in 5 Days", "medical_cure"),
+    ("with this oil your hair grows back in a week", "medical_cure"),
+    ("make fifty thousand rupees a week, guaranteed", "earnings"),
+    ("approved by the ministry of health, safe for kids", "false_certification"),
 ])
 def test_claims_that_are_not_allowed_are_found(text, kind):
     assert kind in [f.kind for f in found_in("misleading_claims", text)]
@@ -295,6 +333,8 @@ def test_claims_that_are_not_allowed_are_found(text, kind):
     "Antivirus software kills viruses, 1 year license", "FDA approved silicone baby spoon",
     "this dumbbell set is 10 kg", "Loose leaf tea 1 kg", "do drop sets with 10 kg",
     "we make fresh bread daily for $5",
+    "stains gone in 5 minutes with this spray", "the creases are gone in seconds with the steamer",
+    "it clears the drain in minutes", "thirty thousand followers, thank you!", "Hair Clips, Set of 5, Gold",
 ])
 def test_honest_health_talk_denials_and_ordinary_words_are_clean(text):
     assert found_in("misleading_claims", text) == [], text

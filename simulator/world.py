@@ -16,7 +16,7 @@ A bad file fails at load time with one line naming the file and the key
 (`tests/test_simulator_worlds.py` keeps the expected texts).
 
 >>> WORLDS, load_world("home").currency.code
-(('atelier', 'harbour', 'home', 'sakura'), 'USD')
+(('atelier', 'harbour', 'home', 'pampa', 'sakura'), 'USD')
 >>> load_world("home").currency.tag(14.2), load_world("sakura").currency.tag(1432.0)
 (13.99, 1380.0)
 >>> load_world("atelier").currency.spoken(15.5), load_world("sakura").currency.spoken(1480.0)

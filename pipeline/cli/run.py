@@ -62,7 +62,8 @@ def add_run_command(sub: Any) -> argparse.ArgumentParser:
     run.add_argument("--hours", type=positive_float, help="simulated hours")
     run.add_argument("--scale", type=positive_float, help="simulator population scale")
     run.add_argument("--speedup", type=float, help="pace the simulator: event time x N wall clock (0 = max)")
-    run.add_argument("--world", metavar="NAME", help="simulated marketplace: home, harbour, sakura, atelier or a file")
+    run.add_argument("--world", metavar="NAME",
+                     help="simulated marketplace: home, harbour, sakura, atelier, pampa or a file")
     run.add_argument("--start", metavar="TIME",
                      help="simulator's first event time: auto (ends now; starts now when paced), now or ISO-8601")
     run.add_argument("--feedback", action=argparse.BooleanOptionalAction, default=None,

@@ -59,7 +59,7 @@ def add_simulate_command(sub: Any) -> argparse.ArgumentParser:
     sim.add_argument("--scale", type=positive_float, default=1.0, help="population scale (default 1)")
     sim.add_argument("--world", default="home", metavar="NAME",
                      help="marketplace: home (default; detectors are tuned on it), held-out harbour, sakura, "
-                          "atelier, or a world file (simulator/worlds/)")
+                          "atelier, pampa, or a world file (simulator/worlds/)")
     sim.add_argument("--start", metavar="TIME",
                      help="first event time: ISO-8601, now, or auto (the stream ends now); default "
                           "2026-11-01T00:00:00Z so files are reproducible")

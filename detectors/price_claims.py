@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from detectors.base import Forward, Signal, Wake, clamp01
-from detectors.price_talk import NOW, UNDER, WAS, Amount, amounts
+from detectors.price_talk import NOW, UNDER, WAS, Amount, amounts, same_currency
 from detectors.pricing.levels import ROUNDING, money, title_words
 from detectors.pricing.market import ListingRecord, PricePoint
 from detectors.registry import register
@@ -253,7 +253,7 @@ class MisleadingPriceClaim:
         """Why the claim misleads about this listing, or None when it may be true of it."""
         amount, record = claim.amount, listing.record
         charging = _price_at(record, claim.ts)
-        if charging is None or (amount.currency is not None and amount.currency != listing.currency):
+        if charging is None or not same_currency(amount.currency, listing.currency):
             return None  # nothing charged yet, or said in another currency: not comparable
         common = {"listing_id": listing_id, "listing_title": listing.title, "listing_price": charging.price,
                   "listing_currency": listing.currency}

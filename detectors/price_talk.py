@@ -15,8 +15,14 @@ from typing import NamedTuple
 
 NOW, WAS, UNDER = "now", "was", "under"
 
+# A bare "$" is the local dollar sign: the US dollar's, and the peso's, the Canadian or Australian
+# dollar's... (`DOLLAR_SIGN`); a prefix names one ("US$", "U$S", "C$", "R$").
+LOCAL_DOLLAR = "$"
+DOLLAR_SIGN = frozenset(("USD", "ARS", "MXN", "CLP", "COP", "UYU", "CAD", "AUD", "NZD", "SGD", "HKD", "TWD"))
 _CURRENCY = {
-    "$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD", "bucks": "USD",
+    "$": LOCAL_DOLLAR, "us$": "USD", "u$s": "USD", "c$": "CAD", "ca$": "CAD", "a$": "AUD", "au$": "AUD",
+    "nz$": "NZD", "s$": "SGD", "hk$": "HKD", "r$": "BRL", "mx$": "MXN",
+    "usd": "USD", "dollar": "USD", "dollars": "USD", "bucks": "USD",
     "€": "EUR", "eur": "EUR", "euro": "EUR", "euros": "EUR",
     "£": "GBP", "gbp": "GBP", "pound": "GBP", "pounds": "GBP", "quid": "GBP",
     "¥": "JPY", "jpy": "JPY", "yen": "JPY", "円": "JPY",
@@ -25,7 +31,7 @@ _SYMBOLS = "$€£¥"
 _NUMBER = r"\d{1,3}(?:[.,\s]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
 _UNIT = r"usd|eur|gbp|jpy|dollars?|bucks|euros?|pounds?|quid|yen|円"
 _AMOUNT = re.compile(
-    rf"(?P<pre>[{_SYMBOLS}])\s?(?P<a>{_NUMBER})|(?P<b>{_NUMBER})\s?(?P<post>[{_SYMBOLS}]|(?:{_UNIT})\b)"
+    rf"(?P<pre>\b(?:us|u|ca|c|au|a|nz|s|hk|r|mx)\$s?|[{_SYMBOLS}])\s?(?P<a>{_NUMBER})|(?P<b>{_NUMBER})\s?(?P<post>[{_SYMBOLS}]|(?:{_UNIT})\b)"
     rf"|(?P<c>{_NUMBER})", re.IGNORECASE)
 _WAS_CUES = ("was", "were", "normally", "usually", "regularly", "regular price", "originally", "retail",
              "retail price", "retails", "retails at", "list price", "used to be", "worth", "rrp", "before")
@@ -79,11 +85,13 @@ def amounts(text: str) -> list[Amount]:
     "2 colours" or "size 10" are not prices.
 
     >>> [(a.value, a.currency, a.kind) for a in amounts("This vase was $49.99, today only 19,99 €!")]
-    [(49.99, 'USD', 'was'), (19.99, 'EUR', 'now')]
+    [(49.99, '$', 'was'), (19.99, 'EUR', 'now')]
     >>> [(a.value, a.kind) for a in amounts("under $10 for the mug, 2 colours, size 10")]
     [(10.0, 'under')]
     >>> [(a.value, a.currency) for a in amounts("just 1.200 ¥")]
     [(1200.0, 'JPY')]
+    >>> [(a.value, a.currency) for a in amounts("only $26.999, or U$S 19 abroad")]
+    [(26999.0, '$'), (19.0, 'USD')]
     >>> amounts("save $5 on the vase, or $3 off the mug")
     []
     """
@@ -103,6 +111,15 @@ def amounts(text: str) -> list[Amount]:
         kind = WAS if cue in _WAS_CUES else UNDER if cue in _UNDER_CUES else NOW
         found.append(Amount(value, _CURRENCY.get(unit.strip()) if unit else None, kind, m.start(), m.end()))
     return found
+
+
+def same_currency(said: str | None, listing_currency: str) -> bool:
+    """Whether an amount said in `said` (None: no currency said) can be a price in `listing_currency`.
+
+    >>> same_currency("$", "ARS"), same_currency("$", "EUR"), same_currency("USD", "ARS"), same_currency(None, "JPY")
+    (True, False, False, True)
+    """
+    return said is None or said == listing_currency or (said == LOCAL_DOLLAR and listing_currency in DOLLAR_SIGN)
 
 
 def _nearest_cue(before: str) -> str | None:

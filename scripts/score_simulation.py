@@ -4,7 +4,7 @@
 
 Prints the score table, false positives and misses, and hard negatives that
 received any violation (by scenario). Used while tuning detectors, on `home`
-only: the held-out worlds (harbour, sakura, atelier) are for scoring, never
+only: the held-out worlds (harbour, sakura, atelier, pampa) are for scoring, never
 for choosing a threshold. The test suite asserts the same numbers in
 tests/test_detection_quality.py.
 """

@@ -2,8 +2,8 @@
 
 `home` is the tuning world: every detector threshold in config/shopguard.toml
 was set on it. The gate simulates each held-out world (`harbour`, `sakura`,
-`atelier`: other currencies, brands, product types, wording and variants of
-each abuse tactic) with seed 11, replays it through the real job and scores it
+`atelier`, `pampa`: other currencies, brands, product types, wording and
+variants of each abuse tactic) with seed 11, replays it through the real job and scores it
 with `analysis.evaluate`, the code behind `shopguard evaluate` and the
 README's tables.
 
@@ -31,6 +31,7 @@ HELD_OUT = sorted(w for w in WORLDS if w != TUNING_WORLD)
 MIN_PRECISION, MIN_RECALL, MAX_MEDIAN_TTD_S = 0.97, 0.95, 60.0
 
 WORDING = "replica wording of this world the lexicon (policy data) does not have"
+SPANISH = "Spanish wording the English lexicons (policy data) do not have"
 PREMIUM = ("an honest '[Kaede] Figure / Sumi Black / Chibi' at a figure's price compared with 'Chibi Plush "
            "(Sumi Black)' and 'Chibi Keychain (Sumi Black)': a one-word product name is outweighed by the rest")
 # world -> type -> (precision, recall, median time to detect s) measured, for what falls short; "honest_enforced":
@@ -57,15 +58,31 @@ SHORTFALLS: dict[str, dict[str, tuple[tuple[float, float, float | None], str]]] 
                                                         "saving but no contact ('bizum only, save 10%')"),
         "price_gouging": ((1.0, 0.8, None), "a stepwise raise whose last step (2.4x) is under raise_ratio"),
     },
+    # Written blind (by a session that never read the detectors, their configuration or outputs): its people
+    # write in Spanish, and the lexicons are English policy data a Spanish-speaking market has to extend.
+    "pampa": {
+        "counterfeit_listing": ((1.0, 0.71, None), SPANISH + " (copy wording); copies priced within the brand's range"),
+        "fake_discount": ((0.88, 1.0, None), "a 'was' price never charged in the stream, 15% over the lowest "
+                                             "recent price (the world calls it honest)"),
+        "linked_accounts": ((1.0, 0.43, None), "the first accounts' violations are in Spanish, so they are never "
+                                               "banned and their second accounts evade nothing"),
+        "misleading_claims": ((1.0, 0.0, None), SPANISH),
+        "misleading_price_claim": ((1.0, 0.29, None), SPANISH + " ('was' and 'under' cues: 'estaba', 'menos de')"),
+        "off_platform_solicitation": ((1.0, 0.57, 292), SPANISH),
+        "price_gouging": ((0.86, 0.86, None), "a fake-discount seller's raise also read as gouging; one raise "
+                                              "under raise_ratio"),
+        "prohibited_listing": ((1.0, 0.0, None), SPANISH + " (names of banned goods)"),
+    },
 }
 HONEST_ENFORCED: dict[str, tuple[int, str]] = {
     "harbour": (1, "the fake_discount case above"),
     "sakura": (1, PREMIUM),
+    "pampa": (1, "the fake_discount case above"),
 }
 # The review queue (#14: surfaces >= 50% of the abusers no rule flagged, >= 60% of its actors abusers):
 # world -> (share of its actors that are abusers, share of unflagged abusers surfaced), as measured.
 MIN_QUEUE_PRECISION, MIN_QUEUE_SURFACED = 0.6, 0.5
-QUEUE_RECORDED = {"harbour": (0.65, 0.0), "sakura": (0.76, 0.0), "atelier": (0.71, 0.0)}
+QUEUE_RECORDED = {"harbour": (0.65, 0.0), "sakura": (0.76, 0.0), "atelier": (0.71, 0.0), "pampa": (0.63, 0.1)}
 
 
 @pytest.fixture(scope="module", params=HELD_OUT)

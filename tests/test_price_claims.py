@@ -240,19 +240,22 @@ def test_the_dataflow_finds_each_misleading_claim_once(tmp_path, workers):
 
 
 @pytest.mark.parametrize("sentence, expected", [
-    ("only $9 today", [(9.0, "USD", NOW)]),
-    ("under $10!", [(10.0, "USD", UNDER)]),
+    ("only $9 today", [(9.0, "$", NOW)]),
+    ("under $10!", [(10.0, "$", UNDER)]),
     ("less than 10 dollars", [(10.0, "USD", UNDER)]),
-    ("was $49.99, now 19,99 €", [(49.99, "USD", WAS), (19.99, "EUR", NOW)]),
-    ("it was $30 now $20", [(30.0, "USD", WAS), (20.0, "USD", NOW)]),
+    ("was $49.99, now 19,99 €", [(49.99, "$", WAS), (19.99, "EUR", NOW)]),
+    ("it was $30 now $20", [(30.0, "$", WAS), (20.0, "$", NOW)]),
     ("normally £15.50", [(15.5, "GBP", WAS)]),
-    ("it retails at $1,299", [(1299.0, "USD", WAS)]),
-    ("rrp $30, yours for $20", [(30.0, "USD", WAS), (20.0, "USD", NOW)]),
+    ("it retails at $1,299", [(1299.0, "$", WAS)]),
+    ("rrp $30, yours for $20", [(30.0, "$", WAS), (20.0, "$", NOW)]),
     ("just 8.50", [(8.5, None, NOW)]),
     ("just 1.200 ¥", [(1200.0, "JPY", NOW)]),
     ("price is 9,99 EUR", [(9.99, "EUR", NOW)]),
     ("12 bucks", [(12.0, "USD", NOW)]),
-    ("we have 3 left at $20 each", [(20.0, "USD", NOW)]),
+    ("we have 3 left at $20 each", [(20.0, "$", NOW)]),
+    # a bare "$" is the local dollar sign (pesos in Buenos Aires); a prefix names the dollar
+    ("only $26.999 here, or US$ 19 abroad", [(26999.0, "$", NOW), (19.0, "USD", NOW)]),
+    ("just U$S 19, C$25 or A$ 30", [(19.0, "USD", NOW), (25.0, "CAD", NOW), (30.0, "AUD", NOW)]),
     ("2 colours, size 10, 3 left", []),
     ("the vase is gorgeous", []),
 ])

@@ -56,7 +56,6 @@ SHORTFALLS: dict[str, dict[str, tuple[tuple[float, float, float | None], str]]] 
         "misleading_price_claim": ((1.0, 0.8, None), "a spoken price not tied to its listing (decimal comma)"),
         "off_platform_solicitation": ((1.0, 0.8, None), "a payment app the lexicon does not have, named with a "
                                                         "saving but no contact ('bizum only, save 10%')"),
-        "price_gouging": ((1.0, 0.8, None), "a stepwise raise whose last step (2.4x) is under raise_ratio"),
     },
     # Written blind (by a session that never read the detectors, their configuration or outputs): its people
     # write in Spanish, and the lexicons are English policy data a Spanish-speaking market has to extend.
@@ -69,8 +68,8 @@ SHORTFALLS: dict[str, dict[str, tuple[tuple[float, float, float | None], str]]] 
         "misleading_claims": ((1.0, 0.0, None), SPANISH),
         "misleading_price_claim": ((1.0, 0.29, None), SPANISH + " ('was' and 'under' cues: 'estaba', 'menos de')"),
         "off_platform_solicitation": ((1.0, 0.57, 292), SPANISH),
-        "price_gouging": ((0.86, 0.86, None), "a fake-discount seller's raise also read as gouging; one raise "
-                                              "under raise_ratio"),
+        "price_gouging": ((0.88, 1.0, None), "a fake-discount seller's raise before the 'sale' also reads as "
+                                             "gouging (not an honest seller)"),
         "prohibited_listing": ((1.0, 0.0, None), SPANISH + " (names of banned goods)"),
     },
 }
@@ -82,7 +81,7 @@ HONEST_ENFORCED: dict[str, tuple[int, str]] = {
 # The review queue (#14: surfaces >= 50% of the abusers no rule flagged, >= 60% of its actors abusers):
 # world -> (share of its actors that are abusers, share of unflagged abusers surfaced), as measured.
 MIN_QUEUE_PRECISION, MIN_QUEUE_SURFACED = 0.6, 0.5
-QUEUE_RECORDED = {"harbour": (0.65, 0.0), "sakura": (0.76, 0.0), "atelier": (0.71, 0.0), "pampa": (0.63, 0.1)}
+QUEUE_RECORDED = {"harbour": (0.65, 0.0), "sakura": (0.76, 0.0), "atelier": (0.71, 0.0), "pampa": (0.63, 0.07)}
 
 
 @pytest.fixture(scope="module", params=HELD_OUT)

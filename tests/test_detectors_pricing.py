@@ -60,8 +60,17 @@ def test_a_steep_raise_of_an_in_stock_listing_is_found_at_the_raise():
     v = found[0]
     assert v.subject == "L1" and v.detected_at == events[-1].ts
     e = v.evidence
-    assert (e["recent_price"], e["raised_price"], e["raise_ratio"]) == (25.99, 99.0, pytest.approx(3.809, abs=1e-3))
-    assert 0.55 <= v.confidence <= 1 and "25.99" in v.explanation and "99.00" in v.explanation
+    assert (e["recent_price"], e["recent_low"], e["raised_price"]) == (25.99, 24.99, 99.0)
+    assert e["raise_ratio"] == pytest.approx(3.962, abs=1e-3)
+    assert 0.55 <= v.confidence <= 1 and "24.99" in v.explanation and "99.00" in v.explanation
+
+
+def test_a_raise_in_steps_each_under_the_ratio_is_found_at_the_step_that_completes_it():
+    events = history("L1", (50, 24.99), (60, 44.99), seller="S9") + [
+        upsert("L1", 79.99, minute=70, seller="S9", stock=12)]  # 1.8x then 1.78x: 3.2x in 20 minutes
+    found = judged(events)
+    assert summary(found) == [("seller:S9", "price_gouging", ["sudden_raise"])]
+    assert found[0].detected_at == events[-1].ts and found[0].evidence["recent_low"] == 24.99
 
 
 @pytest.mark.parametrize("prices, stock", [
@@ -69,7 +78,8 @@ def test_a_steep_raise_of_an_in_stock_listing_is_found_at_the_raise():
     ((24.99, 99.0), 0),  # out of stock: nobody can buy at that price
     ((24.99, 9.99, 24.99), 10),  # a clearance ends, back to the price it really had
     ((24.99, 49.99), 10),  # doubled: steep, but a repricing, not gouging
-], ids=["small-raises", "out-of-stock", "clearance-ends", "doubled"])
+    ((24.99, 39.99, 54.99), 10),  # raised twice, 2.2x in all: under the ratio
+], ids=["small-raises", "out-of-stock", "clearance-ends", "doubled", "doubled-in-steps"])
 def test_ordinary_price_moves_are_clean(prices, stock):
     events = [upsert("L1", p, minute=50 + 10 * i, created=i == 0, stock=stock) for i, p in enumerate(prices)]
     assert judged(events) == []

@@ -195,8 +195,8 @@ def _gouging(cfg: PricingConfig, event: ListingUpserted, findings: dict, evidenc
     if far:
         strength += math.log(far["ratio_to_going_rate"] / cfg.price_gouging.far_above_ratio + 1.0)
     if raised:
-        why = (f"Your listing \"{event.title}\" went from {money(raised['recent_price'])} to "
-               f"{money(event.price)} {event.currency}, {raised['raise_ratio']:.1f}x its recent price; "
+        why = (f"Your listing \"{event.title}\" went from {money(raised['recent_low'])} to "
+               f"{money(event.price)} {event.currency} within days, {raised['raise_ratio']:.1f}x its recent price; "
                "sudden steep raises on items in demand are price gouging.")
     else:
         why = (f"Your listing \"{event.title}\" costs {money(event.price)} {event.currency}, "

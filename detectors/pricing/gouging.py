@@ -30,8 +30,9 @@ class GougingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     Parameters
     ----------
     raise_ratio
-        A sudden raise: the new price of an in-stock listing is at least this
-        many times its previous price...
+        A steep raise: the new price of an in-stock listing is at least this
+        many times its lowest price within `raise_lookback_seconds` (in one
+        step or several: 100 -> 169 -> 399 is a 4x raise)...
     raise_over_recent_high
         ...and at least this many times the highest price it had within
         `raise_lookback_seconds`, so the end of a sale or a clearance (back to
@@ -64,12 +65,14 @@ def steep_raise(cfg: GougingConfig, points: list[PricePoint], at: int) -> dict[s
     if not recent or not in_stock(stock):
         return None
     previous, highest = recent[-1], max(p.price for p in recent)
-    if price < cfg.raise_ratio * previous.price or price < cfg.raise_over_recent_high * highest:
+    lowest = min(recent, key=lambda p: p.price)
+    if price < cfg.raise_ratio * lowest.price or price < cfg.raise_over_recent_high * highest:
         return None
     if ends_a_sale(points, at):
         return None
     return {"recent_price": previous.price, "recent_price_ts": previous.ts, "recent_high": highest,
-            "raised_price": price, "raised_at": ts, "price_point_ts": ts, "raise_ratio": round(price / previous.price, 3),
+            "recent_low": lowest.price, "recent_low_ts": lowest.ts,
+            "raised_price": price, "raised_at": ts, "price_point_ts": ts, "raise_ratio": round(price / lowest.price, 3),
             "raised_stock": stock, "threshold_raise_ratio": cfg.raise_ratio,
             "threshold_over_recent_high": cfg.raise_over_recent_high,
             "lookback_seconds": cfg.raise_lookback_seconds}

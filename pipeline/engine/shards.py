@@ -358,10 +358,10 @@ class EventTimeOrderedShard:
         return self.release(None)
 
     def wake_at(self) -> float | None:
-        oldest = self.order.oldest()
-        if self.hold_seconds is None or oldest is None:
+        if self.hold_seconds is None:  # a replay applies everything at the end: no need to scan what is held
             return None
-        return oldest + self.hold_seconds
+        oldest = self.order.oldest()
+        return None if oldest is None else oldest + self.hold_seconds
 
     def release(self, arrived_before: float | None) -> list[Any]:
         """Apply held items that arrived before the time given (all if None), in event-time order."""

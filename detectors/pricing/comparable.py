@@ -157,9 +157,12 @@ class ComparableIndex:
                 continue
             # fsum: exact, so the same in every process whatever order a set's words come in
             common = math.fsum(map(weight.__getitem__, words & item.words))
-            similarity = common / (own + math.fsum(map(weight.__getitem__, item.words)) - common)
             # It must also have most of what this title weighs: a denim jacket is not a wax jacket.
-            if similarity >= cfg.min_similarity and common >= cfg.min_coverage * own:
+            # Checked first, as it needs no sum over the other title's words (most candidates stop here).
+            if common < cfg.min_coverage * own:
+                continue
+            similarity = common / (own + math.fsum(map(weight.__getitem__, item.words)) - common)
+            if similarity >= cfg.min_similarity:
                 found.append(Neighbour(similarity, listing_id, item))
         found.sort(key=lambda nb: (-nb.similarity, nb.listing_id))
         if len(self.memo) >= _MEMO_SIZE:

@@ -164,11 +164,12 @@ class EngagementInflation:
         return event.live_id
 
     def on_event(self, state: LiveState | None, event) -> tuple[LiveState | None, list[Signal]]:
-        if isinstance(event, LiveEnded):
+        kind = type(event)  # the event classes are final: `is` instead of isinstance chains
+        if kind is LiveEnded:
             return None, []  # the LIVE is over: nothing left to judge
         if state is None:
             state = LiveState(creator=f"creator:{event.creator_id}", cooldown=CoolDown(self._cooldown_ms))
-        if isinstance(event, LiveComment):
+        if kind is LiveComment:
             if not event.by_host:
                 self._remember_commenter(state, event)
             return state, []
@@ -177,14 +178,15 @@ class EngagementInflation:
     # -- comments ---------------------------------------------------------
 
     def _remember_commenter(self, state: LiveState, event: LiveComment) -> None:
-        state.commenters.pop(event.user_id, None)
-        state.commenters[event.user_id] = event.ts
-        horizon = event.ts - self._baseline_ms - self._commenter_ms
-        while state.commenters:
-            oldest_user = next(iter(state.commenters))
-            if state.commenters[oldest_user] >= horizon:
+        commenters, ts = state.commenters, event.ts
+        commenters.pop(event.user_id, None)
+        commenters[event.user_id] = ts
+        horizon = ts - self._baseline_ms - self._commenter_ms
+        while commenters:
+            oldest_user = next(iter(commenters))
+            if commenters[oldest_user] >= horizon:
                 break
-            del state.commenters[oldest_user]
+            del commenters[oldest_user]
 
     def _distinct_commenters(self, state: LiveState, start: int, end: int) -> int:
         return sum(1 for ts in state.commenters.values() if start < ts <= end)
@@ -194,7 +196,7 @@ class EngagementInflation:
     def _on_stats(self, state: LiveState, event: LiveStats) -> list[Signal]:
         current = _Interval(event.ts, event.viewers, event.likes, event.comments, event.shares, event.new_followers)
         newest = not state.intervals or event.ts >= state.intervals[-1].ts
-        insort(state.intervals, current)
+        insort(state.intervals, current, key=_TS)  # by ts as `_Interval.__lt__`, without a Python call per step
         self._trim(state, event.ts)
         if not newest:
             return []  # a late interval joins the history; judging happens on the newest

@@ -44,6 +44,7 @@ _BARE_CUES = ("only", "just", "price", "priced", "costs", "cost", "pay", "price 
 _SAVING_CUES = ("save", "saving", "savings", "discount of", "knock", "cashback", "cash back", "extra")
 _SAVING_AFTER = re.compile(r"\s*(?:off|discount|cheaper|less|saving|savings|back)\b")
 _CUE_WORDS = 3  # cue words are looked for among this many words before an amount
+_DIGIT = re.compile(r"\d")  # what every `_NUMBER` starts with
 
 
 class Amount(NamedTuple):
@@ -95,6 +96,8 @@ def amounts(text: str) -> list[Amount]:
     >>> amounts("save $5 on the vase, or $3 off the mug")
     []
     """
+    if not _DIGIT.search(text):
+        return []  # every amount has a digit: most chat has none, and this scan is cheaper than `_AMOUNT`'s
     lowered = text.lower()
     found: list[Amount] = []
     for m in _AMOUNT.finditer(lowered):

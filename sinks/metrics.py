@@ -23,7 +23,7 @@ import platform
 import threading
 from functools import lru_cache
 from importlib import metadata
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -196,7 +196,9 @@ class Metrics:
             ["violation_type"], namespace=NAMESPACE, registry=r,
         )
         self._lock = threading.Lock()
-        self._state_keys: dict[str, dict[str, int]] = {}
+        self._state_keys: dict[str, dict[str, int]] = {}  # step -> shard -> keys
+        self._state_keys_total: dict[str, int] = {}  # step -> the sum of its shards' keys
+        self._state_keys_child: dict[str, Any] = {}  # step -> its gauge child (`labels` costs a lookup)
 
     # Cached children: the hot path calls these, never `labels(...)`.
     @lru_cache(maxsize=None)
@@ -350,9 +352,17 @@ class Metrics:
     def set_state_keys(self, step: str, shard: str, keys: int) -> None:
         """Keys held by one shard of a step; the gauge shows the step's total."""
         with self._lock:
-            shards = self._state_keys.setdefault(step, {})
+            shards = self._state_keys.get(step)
+            if shards is None:
+                shards = self._state_keys[step] = {}
+                self._state_keys_child[step] = self.state_keys.labels(step)
+            previous = shards.get(shard)
+            if previous == keys:
+                return  # called after every batch of every shard: most batches change nothing
             shards[shard] = keys
-            self.state_keys.labels(step).set(sum(shards.values()))
+            # A running total, not a sum over the step's shards per call.
+            self._state_keys_total[step] = total = self._state_keys_total.get(step, 0) + keys - (previous or 0)
+            self._state_keys_child[step].set(total)
 
     def serve(self, port: int, addr: str = "127.0.0.1"):
         """Serve /metrics on `addr:port`; returns the server so it can be shut down."""

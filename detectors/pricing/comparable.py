@@ -151,15 +151,20 @@ class ComparableIndex:
         ranked = sorted(((weight[w], w) for w in words), reverse=True)
         own = math.fsum(w for w, _ in ranked)
         found = []
+        items, weigh, fsum = self.items, weight.__getitem__, math.fsum  # looked up once: ~40 candidates a call
+        must_cover, min_similarity = cfg.min_coverage * own, cfg.min_similarity
         for listing_id in self._candidates(ranked, (1.0 - cfg.min_coverage) * own) if own > 0 else ():
-            item = self.items[listing_id]
+            item = items[listing_id]
             if item.currency != currency:
                 continue
             # fsum: exact, so the same in every process whatever order a set's words come in
-            common = math.fsum(map(weight.__getitem__, words & item.words))
-            similarity = common / (own + math.fsum(map(weight.__getitem__, item.words)) - common)
+            common = fsum(map(weigh, words & item.words))
             # It must also have most of what this title weighs: a denim jacket is not a wax jacket.
-            if similarity >= cfg.min_similarity and common >= cfg.min_coverage * own:
+            # Checked first, as it needs no sum over the other title's words (most candidates stop here).
+            if common < must_cover:
+                continue
+            similarity = common / (own + fsum(map(weigh, item.words)) - common)
+            if similarity >= min_similarity:
                 found.append(Neighbour(similarity, listing_id, item))
         found.sort(key=lambda nb: (-nb.similarity, nb.listing_id))
         if len(self.memo) >= _MEMO_SIZE:

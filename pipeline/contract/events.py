@@ -415,12 +415,17 @@ def decode(raw: bytes, limits: InputLimits | None = None) -> Event:
         raise _explain(err, raw) from None
     except msgspec.DecodeError as err:
         raise InvalidEvent(f"not valid JSON ({err}); send one JSON object per line", "invalid_json") from None
-    _check_codes(event)
+    codes, texts = _CHECKED_FIELDS[type(event)]
+    if codes:
+        _check_codes(event, codes)
     if limits is not None:
-        if nesting_depth(raw, max_depth) > max_depth:
+        # Two C-speed counts first: only a record with that many brackets can nest too deep.
+        if raw.count(b"[") + raw.count(b"{") > max_depth and nesting_depth(raw, max_depth) > max_depth:
             raise _too_deep(max_depth)
-        _check_texts(event, limits.max_text_chars)
-        _check_time(event.ts, limits)
+        if texts:
+            _check_texts(event, texts, limits.max_text_chars)
+        if not limits.earliest_ts <= event.ts <= limits.latest_ts:
+            _check_time(event.ts, limits)
     return event
 
 
@@ -450,8 +455,8 @@ def nesting_depth(raw: bytes, at_most: int) -> int:
     return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
 
 
-def _check_texts(event: Event, max_chars: int) -> None:
-    for name in TEXT_FIELDS[type(event)]:
+def _check_texts(event: Event, names: tuple[str, ...], max_chars: int) -> None:
+    for name in names:
         value = getattr(event, name)
         if value is not None and len(value) > max_chars:
             raise InvalidEvent(f"field `{name}`: {len(value):,} characters, more than the limit of {max_chars:,} "
@@ -465,13 +470,23 @@ def _check_time(ts: int, limits: InputLimits) -> None:
                            "latest_event_time); send the time the event happened", "ts_out_of_range")
 
 
-def _check_codes(event: Event) -> None:
-    currency = getattr(event, "currency", None)
-    if currency is not None and currency not in ISO_4217:
-        raise InvalidEvent(f"field `currency`: {currency!r} is not an ISO 4217 currency code", "invalid_value")
-    country = getattr(event, "country", None)
-    if country is not None and country not in ISO_3166_ALPHA2:
-        raise InvalidEvent(f"field `country`: {country!r} is not an ISO 3166 alpha-2 country code", "invalid_value")
+_CODE_LISTS = {"currency": (ISO_4217, "an ISO 4217 currency code"),
+               "country": (ISO_3166_ALPHA2, "an ISO 3166 alpha-2 country code")}
+
+
+def _check_codes(event: Event, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(event, name)
+        known, what = _CODE_LISTS[name]
+        if value is not None and value not in known:
+            raise InvalidEvent(f"field `{name}`: {value!r} is not {what}", "invalid_value")
+
+
+# event type -> (its fields checked against an ISO list, its free-text fields): looked up once per event
+# instead of probing every event for every such field.
+_CHECKED_FIELDS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    t: (tuple(name for name in _CODE_LISTS if name in t.__struct_fields__), TEXT_FIELDS[t]) for t in EVENT_TYPES
+}
 
 
 # ---- who an event is about --------------------------------------------------

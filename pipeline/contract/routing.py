@@ -79,3 +79,57 @@ def ledger_key(actor: str, shards: int) -> str:
 def ledger_keys(shards: int) -> list[str]:
     """Every shard of the ledger step (what a policy change must reach)."""
     return [f"ledger/{n}" for n in range(shards)]
+
+
+class KeyMemo(dict):
+    """`key_of(value)` remembered per value: the decode step routes every event, and ids repeat.
+
+    Bounded: emptied when it holds `limit` values (a stream of endless new ids costs a recomputation,
+    never memory).
+
+    >>> keys = KeyMemo(lambda seller: shop_key(seller, 64))
+    >>> keys["S1"] == shop_key("S1", 64), len(keys)
+    (True, 1)
+    """
+
+    def __init__(self, key_of, limit: int = 65_536) -> None:
+        super().__init__()
+        self.key_of = key_of
+        self.limit = limit
+
+    def __missing__(self, value):
+        if len(self) >= self.limit:
+            self.clear()
+        key = self[value] = self.key_of(value)
+        return key
+
+
+class Router:
+    """`route_keys` and `shop_key`, memoised per routing value (the decode step's hot path).
+
+    >>> from pipeline.contract.events import decode
+    >>> router = Router(64)
+    >>> event = decode(b'{"event_id":"e","type":"live.ended","ts":1,"live_id":"V","creator_id":"C7"}')
+    >>> router.route_keys(event) == route_keys(event, 64), router.shop_key("S1") == shop_key("S1", 64)
+    (True, True)
+    """
+
+    def __init__(self, shards: int) -> None:
+        self.shards = shards
+        self._all_listings = tuple(f"listing/{i}" for i in range(shards))
+        # event class -> (the field it is routed by, that family's memo)
+        by_family = {family: KeyMemo(lambda value, family=family: (f"{family}/{shard_of(value, shards)}",))
+                     for family in ("listing", "seller", "creator", "actor")}
+        field_of_family = {"listing": "category", "seller": "seller_id", "creator": "creator_id", "actor": "actor"}
+        self._routes = {kind: (field_of_family[family], by_family[family])
+                        for kind, family in FAMILY_OF.items() if family in by_family and kind is not BrandRegistered}
+        self._shops = KeyMemo(lambda seller_id: shop_key(seller_id, shards))
+
+    def route_keys(self, event: Event) -> tuple[str, ...]:
+        route = self._routes.get(type(event))
+        if route is None:
+            return route_keys(event, self.shards)  # a brand registration: every listing shard
+        return route[1][getattr(event, route[0])]
+
+    def shop_key(self, seller_id: str) -> str:
+        return self._shops[seller_id]

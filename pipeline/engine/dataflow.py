@@ -40,7 +40,7 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from detectors.models.features import ActorFeatures
+from detectors.models.features import ActorFeatures, actor_key
 from detectors.models.online import OnlineModels
 from detectors.registry import registry
 from pipeline.config import Config, InputConfig
@@ -49,12 +49,14 @@ from pipeline.contract.events import (
     decode,
 )
 from pipeline.contract.records import SINK_OF, DeadLetter, OutputRecord, ReviewEntry, capped, encode
-from pipeline.contract.routing import GOVERNANCE_TYPES, SHOP, ledger_key, ledger_keys, route_keys, shop_key
+from pipeline.contract.routing import GOVERNANCE_TYPES, SHOP, KeyMemo, Router, ledger_key, ledger_keys
 from pipeline.enforce.incentives import Activity
 from pipeline.enforce.ledger import Ledger, Relayed
 from pipeline.enforce.links import ACCOUNT_EVENTS, IdentityUse, fan_out_key, is_suspension_change
 from pipeline.enforce.policy import Policy, PolicyUpdate, parse_policy
-from pipeline.engine.detect import DetectShard, FeatureBatch, FeatureManifest, NumberedFeatureShard, feature_key
+from pipeline.engine.detect import (
+    DetectShard, FeatureBatch, FeatureManifest, NumberedFeatureShard, feature_key_of_actor,
+)
 from pipeline.engine.links import FanOutShard, LinkShard
 from pipeline.engine.ordered import LedgerShard, ModelsShard
 from pipeline.engine.shards import EVENT_TIME_QUORUM, NEVER, QuorumTime, Shard, ShardLogic, resumed
@@ -140,6 +142,8 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
     progress = QuorumTime()  # the stream's progress, for the models step's event-time order
     # `[models.anomaly] enabled = false` turns the feature step off: nothing is routed to it.
     feature_types = ActorFeatures.RESCORE if ctx.config.models.anomaly.enabled else {}
+    router = Router(shards)
+    feature_keys = KeyMemo(lambda actor: feature_key_of_actor(actor, shards))  # actor -> `feature_key`
 
     def decode_all(records: list[RawRecord]) -> list[Any]:
         out: list[Any] = []
@@ -151,36 +155,39 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
         # Bytewax's per-item cost is paid ~100 times per batch instead of ~1000.
         for_detect: dict[str, tuple[int, list[Event]]] = {}  # key -> (first read time, events in order)
         for_features: dict[str, list[Event]] = {}
+        admit, observe, route_keys = gate.admit, progress.observe, router.route_keys
         for record in records:
-            if not record.raw or record.raw.isspace():
+            raw = record.raw
+            if not raw or raw.isspace():
                 blank += 1
                 continue
             try:
-                event = gate.admit(record, now_ms)
+                event = admit(record, now_ms)
             except InvalidEvent as err:
                 out.append(_dead_letter(record, err, excerpt_bytes))
                 metrics.dead_letters_child(err.reason).inc()
                 continue
             kind = type(event)
-            progress.observe(event.ts)
+            ts = event.ts
+            observe(ts)
             per_type[kind] = per_type.get(kind, 0) + 1
             if kind is PolicyChanged:  # to every ledger shard and the models, or a dead letter
                 out.extend(policy_updates(event, record, shards, metrics, excerpt_bytes))
                 continue
-            if newest is None or event.ts > newest:
-                newest = event.ts
+            if newest is None or ts > newest:
+                newest = ts
             if kind in GOVERNANCE_TYPES:
                 out.append(event)
                 continue
             if kind is OrderPlaced:  # activity that earns incentives: its seller's ledger counts it
-                out.append(Activity(event_id=event.event_id, ts=event.ts, actor="seller:" + event.seller_id,
+                out.append(Activity(event_id=event.event_id, ts=ts, actor="seller:" + event.seller_id,
                                     kind="order"))
             elif kind is LiveStarted:
-                out.append(Activity(event_id=event.event_id, ts=event.ts, actor="creator:" + event.creator_id,
+                out.append(Activity(event_id=event.event_id, ts=ts, actor="creator:" + event.creator_id,
                                     kind="live"))
-            keys = route_keys(event, shards)
+            keys = route_keys(event)
             if kind in shop_types:
-                keys += (shop_key(event.seller_id, shards),)
+                keys += (router.shop_key(event.seller_id),)
             for key in keys:
                 group = for_detect.get(key)
                 if group is None:
@@ -188,7 +195,7 @@ def decode_and_route(ctx: JobContext) -> Callable[[list[RawRecord]], list[Any]]:
                 else:
                     group[1].append(event)
             if kind in feature_types:
-                key = feature_key(event, shards)
+                key = feature_keys[actor_key(event)]
                 batch = for_features.get(key)
                 if batch is None:
                     for_features[key] = [event]
@@ -240,7 +247,7 @@ class InputGate:
         self.progress = None if wall_clock else QuorumTime()
 
     def admit(self, record: RawRecord, now_ms: int) -> Event:
-        if record.length > self.max_line_bytes:
+        if (record.size or len(record.raw)) > self.max_line_bytes:  # `record.length`, without a property call
             raise InvalidEvent(f"{record.length:,} bytes, more than the limit of {self.max_line_bytes:,} "
                                "([input] max_line_bytes); send one event per line", "line_too_long")
         event = decode(record.raw, self.limits)

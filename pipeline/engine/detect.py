@@ -50,7 +50,12 @@ def feature_key(event: Event, shards: int) -> str:
     >>> feature_key(decode(b'{"event_id":"e","type":"live.ended","ts":1,"live_id":"V","creator_id":"C7"}'), 64)
     'features/11'
     """
-    return f"features/{shard_of(actor_key(event), shards)}"
+    return feature_key_of_actor(actor_key(event), shards)
+
+
+def feature_key_of_actor(actor: str, shards: int) -> str:
+    """`feature_key` of the events of `actor`."""
+    return f"features/{shard_of(actor, shards)}"
 
 
 class DetectorErrors:
@@ -87,6 +92,16 @@ class DetectorErrors:
             ts=at,
             reason="detector_error",
         )
+
+
+class _Reader(NamedTuple):
+    """One detector as a detect shard calls it for an event type: its bound methods looked up once."""
+
+    detector: Any
+    entity: Any  # detector.entity
+    on_event: Any  # detector.on_event
+    states: EntityStates  # its per-entity states in this shard
+    takes_shared: bool  # on_event also takes the detector's shard-wide state
 
 
 @dataclass(slots=True)
@@ -134,16 +149,18 @@ class DetectShard(PlainShard):
         states = self.state.detector_states
         for name in self.detectors:  # a detector added since the snapshot starts empty
             states.setdefault(name, EntityStates())
-        # event type -> (detector, its entity states) for each detector that reads it in this stage
-        self._readers: dict[type, list[tuple[Any, EntityStates]]] = {}
         self._shared: dict[type, list[Any]] = {}  # event type -> detectors whose shard-wide state it updates
-        self._takes_shared: set[str] = set()  # detectors whose on_event reads their shard-wide state
+        takes_shared: set[str] = set()  # detectors whose on_event reads their shard-wide state
         for entry, d in detectors:
-            for event_type in (d.event_types if stage == "detect" else entry.joined_types):
-                self._readers.setdefault(event_type, []).append((d, states[d.name]))
             for event_type in entry.shared_types:
                 self._shared.setdefault(event_type, []).append(d)
-                self._takes_shared.add(d.name)
+                takes_shared.add(d.name)
+        # event type -> a `_Reader` for each detector that reads it in this stage
+        self._readers: dict[type, list[_Reader]] = {}
+        for entry, d in detectors:
+            reader = _Reader(d, d.entity, d.on_event, states[d.name], d.name in takes_shared)
+            for event_type in (d.event_types if stage == "detect" else entry.joined_types):
+                self._readers.setdefault(event_type, []).append(reader)
         self.step: str | None = None  # the state-size metric's label, from the first event's family
 
     def on_batch(self, groups: list[tuple[int, list[Event]]], now: float) -> list[Any]:
@@ -169,16 +186,16 @@ class DetectShard(PlainShard):
             if kind in shared:
                 self._update_shared(shared[kind], event, out)
                 continue
-            for detector, states in readers.get(kind, ()):
-                entity = detector.entity(event)
+            for detector, entity_of, on_event, states, takes_shared in readers.get(kind, ()):
+                entity = entity_of(event)
                 if entity is None:
                     continue
                 try:
-                    if detector.name in self._takes_shared:
-                        new_state, found = detector.on_event(states.states.get(entity), event,
-                                                             shared=self.state.shared.get(detector.name))
+                    if takes_shared:
+                        new_state, found = on_event(states.states.get(entity), event,
+                                                    shared=self.state.shared.get(detector.name))
                     else:
-                        new_state, found = detector.on_event(states.states.get(entity), event)
+                        new_state, found = on_event(states.states.get(entity), event)
                 except Exception as err:  # contained: see the module docstring
                     out.append(self.errors.dead_letter(detector.name, event, err))
                     continue

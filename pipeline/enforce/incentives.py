@@ -65,6 +65,12 @@ class Activity(msgspec.Struct, frozen=True, kw_only=True):
     ts: int
     actor: str
     kind: str  # "order" or "live"
+    count: int = 1  # several of one actor's hour folded into one while a replay holds them (`folded`)
+
+    def folded(self, other: Activity) -> Activity:
+        """This and `other` (same actor, kind and hour) as one item, at the earlier of the two."""
+        first = min(self, other, key=lambda a: (a.ts, a.event_id))
+        return msgspec.structs.replace(first, count=self.count + other.count)
 
     @property
     def topic(self) -> str:  # for the duplicates metric, like an event's
@@ -100,7 +106,7 @@ class Rewards:
 
     def count(self, item: Activity) -> None:
         slot = self.hours.setdefault(item.ts // HOUR_MS, [0, 0])
-        slot[0 if item.kind == "order" else 1] += 1
+        slot[0 if item.kind == "order" else 1] += item.count
 
     def between(self, start: int, end: int) -> tuple[int, int]:
         """Orders and LIVEs of the hours that start in [start, end)."""

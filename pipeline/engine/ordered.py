@@ -22,7 +22,7 @@ from detectors.models.features import FeatureUpdate
 from detectors.models.online import ModelsState, OnlineModels
 from pipeline.contract.events import AppealDecided, AppealFiled, ReviewDecided, ViolationOverturned
 from pipeline.contract.records import AppealOutcome, Violation
-from pipeline.enforce.incentives import Activity
+from pipeline.enforce.incentives import HOUR_MS, Activity
 from pipeline.enforce.ledger import RANK, Ledger, LedgerState, Relayed
 from pipeline.enforce.policy import Policy, PolicyBook, PolicyUpdate, repriced
 from pipeline.engine.detect import FeatureManifest, ShardUpdates
@@ -33,6 +33,16 @@ from sinks.metrics import Metrics
 # retried this often (wall clock) for up to `unknown_appeal_wait_seconds`.
 RETRY_EVERY_SECONDS = 5.0
 
+
+
+def hold_activity(shard: EventTimeOrderedShard, item: Activity, rank: int, now: float) -> None:
+    """Hold an order's or a LIVE's activity item (deduplicated); a replay, which applies everything
+    at the end of its input, folds each actor's items of one hour into one, so its memory does not
+    grow with the number of orders (activity counts by the hour: `pipeline.enforce.incentives`)."""
+    if shard.hold_seconds is None:
+        shard.order.hold_folded((item.actor, item.kind, item.ts // HOUR_MS), rank, item, now)
+    else:
+        shard.order.hold(item.ts, rank, item.event_id, item, now)
 
 @dataclass(slots=True)
 class LedgerShardState:
@@ -81,7 +91,7 @@ class LedgerShard(EventTimeOrderedShard):
                 hold(item.ts, -1, item.change_id, item, now)
             elif type(item) is Activity:  # a redelivered order counts once; the detect step counted the duplicate
                 if not self.state.clock.seen_before(item.event_id, item.ts):
-                    hold(item.ts, RANK[Activity], item.event_id, item, now)
+                    hold_activity(self, item, RANK[Activity], now)
             elif self.state.clock.seen_before(item.event_id, item.ts):
                 self.metrics.duplicates_child(item.topic).inc()
             else:
@@ -203,6 +213,7 @@ class ModelsShard(EventTimeOrderedShard):
 
     def receive(self, items: list[Any], now: float) -> list[Any]:
         models, hold, state = self.models, self.order.hold, self.state
+        passed: list[Any] = []
         for item in items:
             kind = type(item)
             if kind is ShardUpdates:
@@ -219,12 +230,15 @@ class ModelsShard(EventTimeOrderedShard):
             elif kind is PolicyUpdate:  # before anything else at its event time
                 hold(item.ts, -1, item.change_id, item, now)
             elif kind is Activity:  # on to the ledger in event-time order with the violations (see `apply`)
-                hold(item.ts, 2, item.event_id, item, now)
+                if self.hold_seconds is None:
+                    passed.append(item)  # a replay's ledger orders everything at the end: no need to hold it here
+                else:
+                    hold(item.ts, 2, item.event_id, item, now)
         for reader in state.readers.values():
             self._free(reader.complete(self.horizon_ms))
         if state.readers:
             state.frontier = max(state.frontier, min(r.frontier for r in state.readers.values()))
-        return []
+        return passed
 
     def _reader(self, name: str) -> ReaderBatches:
         reader = self.state.readers.get(name)

@@ -3,8 +3,8 @@
 Two ways in, one column layout:
 
 - `convert_dir(DIR)` turns an output folder's `violations.jsonl`,
-  `actions.jsonl`, `standing.jsonl`, `review_queue.jsonl` and
-  `dead_letter.jsonl` into `KIND.parquet` beside them
+  `actions.jsonl`, `standing.jsonl`, `review_queue.jsonl`,
+  `dead_letter.jsonl` and `incentives.jsonl` into `KIND.parquet` beside them
   (`shopguard report DIR --to-parquet`). Polars streams the rows through;
   only the free-form column is read once first, to learn its struct.
 - `ParquetBatchWriter(path, kind)` takes batches of records as the job
@@ -61,10 +61,14 @@ JSON_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
                  "under_appeal": STRINGS},
     "review_queue": {"actor": S, "score": F, "model": S, "features": S, "ts": I},
     "dead_letter": {"raw": S, "error": S, "source": S, "ts": I, "reason": S},
+    "incentives": {"incentive_id": S, "actor": S, "program": S, "change": S, "reason": S, "ts": I,
+                   "violation_id": S, "appeal_id": S, "shadow": B},
 }
 KINDS = tuple(JSON_SCHEMAS)
 TIME_COLUMNS = {"violations": ("detected_at", "window_start", "window_end"), "actions": ("ts",),
-                "standing": ("ts",), "review_queue": ("ts",), "dead_letter": ("ts",)}
+                "standing": ("ts",), "review_queue": ("ts",), "dead_letter": ("ts",), "incentives": ("ts",)}
+# Fields the JSONL leaves out when they hold their default (`omit_defaults` records): the default again.
+DEFAULTS = {"incentives": {"violation_id": "", "appeal_id": "", "shadow": False}}
 # The column whose keys differ from record to record: a struct of every key seen.
 FREE_FORM = {"violations": "evidence", "review_queue": "features"}
 # A free-form column that never had a key (every record `{}`): Parquet cannot store a struct without fields.
@@ -96,6 +100,7 @@ def struct_of(json_texts: pl.Series) -> pl.DataType:
 def as_parquet_columns(frame: pl.LazyFrame, kind: str, free_form: pl.DataType | None) -> pl.LazyFrame:
     """JSONL columns to Parquet ones: integer ms to timestamps, JSON text to the struct."""
     casts = [pl.col(c).cast(TIMESTAMP) for c in TIME_COLUMNS[kind]]
+    casts += [pl.col(c).fill_null(default) for c, default in DEFAULTS.get(kind, {}).items()]
     if kind in FREE_FORM:
         column = FREE_FORM[kind]
         casts.append(pl.col(column).str.json_decode(free_form) if free_form != NO_KEYS

@@ -283,8 +283,8 @@ def as_json_values(row: dict) -> dict:
 
 
 def test_to_parquet_writes_every_output_with_timestamps_and_structs(out_copy):
-    assert convert_dir(out_copy) == ALL_FILES
-    for kind in KINDS:
+    assert convert_dir(out_copy) == ALL_FILES  # the fixture has no incentives (the next test)
+    for kind in (name.removesuffix(".parquet") for name in ALL_FILES):
         original = read_jsonl(out_copy / f"{kind}.jsonl")
         loaded = pl.read_parquet(out_copy / f"{kind}.parquet")
         assert {c: t for c, t in loaded.schema.items() if c not in FREE_FORM.values()} == \
@@ -295,6 +295,19 @@ def test_to_parquet_writes_every_output_with_timestamps_and_structs(out_copy):
     assert violations.schema["evidence"] == pl.Struct({"n": pl.Int64, "note": pl.String})
     assert violations["evidence"].struct.field("n").to_list() == [1, 2, 3, 4, 5, 6, 7]
     assert violations["detected_at"][0] == datetime(1970, 1, 1, 0, 16, 45, tzinfo=timezone.utc)
+
+
+def test_to_parquet_writes_incentives_with_the_defaults_the_jsonl_leaves_out(tmp_path):
+    rows = [{"incentive_id": "i-1", "actor": "creator:C1", "program": "rising_creator", "change": "granted",
+             "reason": "every rule holds", "ts": 7_200_000},
+            {"incentive_id": "i-2", "actor": "creator:C1", "program": "rising_creator", "change": "revoked",
+             "reason": "an enforced violation", "ts": 9_000_000, "violation_id": "v-9", "shadow": True}]
+    (tmp_path / "incentives.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert convert_dir(tmp_path) == {"incentives.parquet": 2}
+    loaded = pl.read_parquet(tmp_path / "incentives.parquet")
+    assert loaded.schema == SCHEMAS["incentives"] and loaded.schema["ts"] == pl.Datetime("ms", "UTC")
+    assert loaded.select("change", "violation_id", "appeal_id", "shadow").rows() == [
+        ("granted", "", "", False), ("revoked", "v-9", "", True)]
 
 
 def test_evidence_of_different_detectors_becomes_one_struct_of_every_key(tmp_path):

@@ -11,6 +11,7 @@ the separator: decimals; three: thousands).
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import NamedTuple
 
 NOW, WAS, UNDER = "now", "was", "under"
@@ -26,23 +27,37 @@ _CURRENCY = {
     "€": "EUR", "eur": "EUR", "euro": "EUR", "euros": "EUR",
     "£": "GBP", "gbp": "GBP", "pound": "GBP", "pounds": "GBP", "quid": "GBP",
     "¥": "JPY", "jpy": "JPY", "yen": "JPY", "円": "JPY",
+    # Spanish (es): "pesos" (and Mexico's "varos") are the local dollar sign's currency; "dólares" the US dollar
+    "pesos": LOCAL_DOLLAR, "varos": LOCAL_DOLLAR, "dolares": "USD", "dólares": "USD", "dolar": "USD", "dólar": "USD",
 }
 _SYMBOLS = "$€£¥"
 _NUMBER = r"\d{1,3}(?:[.,\s]\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
-_UNIT = r"usd|eur|gbp|jpy|dollars?|bucks|euros?|pounds?|quid|yen|円"
+_UNIT = r"usd|eur|gbp|jpy|dollars?|bucks|euros?|pounds?|quid|yen|円|pesos|varos|d[oó]lar(?:es)?"
 _AMOUNT = re.compile(
     rf"(?P<pre>\b(?:us|u|ca|c|au|a|nz|s|hk|r|mx)\$s?|[{_SYMBOLS}])\s?(?P<a>{_NUMBER})|(?P<b>{_NUMBER})\s?(?P<post>[{_SYMBOLS}]|(?:{_UNIT})\b)"
     rf"|(?P<c>{_NUMBER})", re.IGNORECASE)
 _WAS_CUES = ("was", "were", "normally", "usually", "regularly", "regular price", "originally", "retail",
-             "retail price", "retails", "retails at", "list price", "used to be", "worth", "rrp", "before")
-_UNDER_CUES = ("under", "less than", "below", "not even", "lower than", "cheaper than")
+             "retail price", "retails", "retails at", "list price", "used to be", "worth", "rrp", "before",
+             # Spanish (es)
+             "antes", "antes a", "antes estaba", "estaba", "estaba a", "estaban a", "costaba", "salia", "valia",
+             "precio normal", "precio regular", "precio de lista", "precio original", "precio anterior",
+             "normalmente", "habitualmente")
+_UNDER_CUES = ("under", "less than", "below", "not even", "lower than", "cheaper than",
+               # Spanish (es)
+               "menos de", "por debajo de", "debajo de", "ni siquiera", "mas barato que", "menos que")
+_ES_NOW_CUES = ("solo", "solamente", "tan solo", "a solo", "por solo", "a tan solo", "por tan solo", "ahora",
+                "ahora a", "ahora por", "hoy", "hoy a", "hoy por", "precio", "cuesta", "cuestan", "te sale",
+                "te lo dejo en", "lo dejo en", "queda en", "quedan en", "pagas", "pagalo")
 _NOW_CUES = ("only", "just", "now", "for", "at", "price", "priced", "costs", "cost", "is", "today", "pay",
-             "price is", "priced at", "yours for")
+             "price is", "priced at", "yours for", *_ES_NOW_CUES)
 # A bare number (no currency) is a price only after one of these: "there is 2 left" is not.
 _BARE_CUES = ("only", "just", "price", "priced", "costs", "cost", "pay", "price is", "priced at", "yours for",
-              *_WAS_CUES, *_UNDER_CUES)
-_SAVING_CUES = ("save", "saving", "savings", "discount of", "knock", "cashback", "cash back", "extra")
-_SAVING_AFTER = re.compile(r"\s*(?:off|discount|cheaper|less|saving|savings|back)\b")
+              *(c for c in _ES_NOW_CUES if c not in ("ahora", "hoy")), *_WAS_CUES, *_UNDER_CUES)
+_SAVING_CUES = ("save", "saving", "savings", "discount of", "knock", "cashback", "cash back", "extra",
+                # Spanish (es)
+                "ahorra", "ahorras", "ahorrate", "te ahorras", "descuento de", "reintegro", "reintegro de")
+_SAVING_AFTER = re.compile(r"\s*(?:off|discount|cheaper|less|saving|savings|back"
+                           r"|de\s+descuento|de\s+dto|dto|menos|de\s+ahorro|de\s+reintegro)\b")
 _CUE_WORDS = 3  # cue words are looked for among this many words before an amount
 _DIGIT = re.compile(r"\d")  # what every `_NUMBER` starts with
 
@@ -127,7 +142,9 @@ def same_currency(said: str | None, listing_currency: str) -> bool:
 
 def _nearest_cue(before: str) -> str | None:
     """The cue nearest to an amount among the last few words of its clause ("it was only $9": "only")."""
-    clause = re.split(r"[.!?;:,]", before)[-1]
+    clause = re.split(r"[.!?;:,¡¿]", before)[-1]
+    if not clause.isascii():  # "sólo", "costaba": cue words are written without accents
+        clause = "".join(c for c in unicodedata.normalize("NFKD", clause) if not unicodedata.combining(c))
     words = re.sub(r"[^a-z0-9 ]+", " ", clause).split()[-_CUE_WORDS:]
     for end in range(len(words), 0, -1):  # the cue ending nearest to the amount, longest first
         for size in (3, 2, 1):

@@ -1087,7 +1087,12 @@ _SPECIAL = ("<money>", "<number>")
 _NUMBER_WORDS = frozenset((
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand "
-    "million grand k").split())
+    "million grand k "
+    # Spanish (es): "quinientos dólares", "treinta mil pesos", "dos palos"
+    "un uno una dos tres cuatro cinco seis siete ocho nueve diez veinte treinta cuarenta cincuenta sesenta setenta "
+    "ochenta noventa cien ciento doscientos trescientos cuatrocientos quinientos seiscientos setecientos "
+    "ochocientos novecientos mil millon millones").split())
+_NUMBER_AND = frozenset(("and", "y"))  # "two hundred and fifty", "treinta y cinco mil"
 _MONEY_SYMBOLS = "$£€¥₩₹₱"
 _MAX_NUMBER_WORDS = 4  # "two hundred and fifty thousand": the longest amount read in words
 
@@ -1106,7 +1111,7 @@ def _is_money(tokens: tuple[str, ...], i: int, currency: frozenset[str]) -> bool
     for j in range(i + 1, min(len(tokens), i + 2 + _MAX_NUMBER_WORDS)):
         if tokens[j] in currency:
             return True
-        if not (_is_number(tokens[j]) or tokens[j] == "and"):
+        if not (_is_number(tokens[j]) or tokens[j] in _NUMBER_AND):
             return False
     return False
 

@@ -539,3 +539,35 @@ def test_the_dataflow_issues_one_violation_per_abuse_and_none_to_honest_sellers(
                             ("seller:SG", "price_gouging", "price_gouging_v2"),
                             *[(f"seller:SF{i}", "counterfeit_listing", "counterfeit_listing_v2")
                               for i in range(len(spread))]])
+
+
+# ---- counterfeit wording in Spanish (es) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("title, brand", [
+    ("Cartera Gucci réplica AAA", "Gucci"),
+    ("Bolso Louis Vuitton copia exacta", None),
+    ("Cartera Chanel imitación de primera", None),
+    ("Bolso Prada calidad espejo", None),
+    ("Cartera Hermès trucha no es original", None),
+    ("Bolso Gucci clon 1:1", None),
+    ("Cartera Prada falsificada igual al original", None),
+    ("Bolso inspirado en Chanel", None),
+    ("Cartera símil Gucci", None),
+    ("Bolso al estilo Hermès", None),
+])
+def test_a_protected_brand_offered_as_a_copy_in_spanish_is_found(title, brand):
+    found = judged(PROTECTED + [bag(title, brand=brand)])
+    assert summary(found) == [("seller:S2", "counterfeit_listing", ["replica_wording"])]
+
+
+@pytest.mark.parametrize("title, brand", [
+    ("Cartera Gucci original con certificado", "Gucci"),  # a brand honestly listed
+    ("Bolso de cuero estilo bohemio", None),  # look-alike wording, no brand
+    ("Cartera Chanel estilo clásico", None),  # a style of the brand's own line, not a copy
+    ("Disco externo Acme para copia de seguridad", "Acme"),  # a backup copy
+    ("Cartera inspirada en la naturaleza", "Acme"),
+    ("Bolso Prada negro, similar al de la foto", None),
+])
+def test_spanish_words_that_only_look_like_copy_wording_are_clean(title, brand):
+    assert judged(PROTECTED + [bag(title, brand=brand)]) == []

@@ -393,3 +393,141 @@ def test_the_flow_issues_each_text_violation_once_to_the_right_actor(tmp_path):
     got = sorted((v["actor"], v["violation_type"], v["detected_at"] - T0) for v in out["violations.jsonl"])
     assert got == [("creator:C1", "misleading_claims", 40_000), ("creator:C1", "off_platform_solicitation", 30_000),
                    ("seller:S1", "prohibited_listing", 10_000)]
+
+
+# ---- Spanish (es): the same policies as sellers and hosts write them in Spanish -------------------
+
+
+@pytest.mark.parametrize("title, kind", [
+    ("Pistola Bersa Thunder 380 con cargador", "weapons"),
+    ("Revólver calibre 38 Smith Wesson", "weapons"),
+    ("Vendo escopeta calibre 12", "weapons"),
+    ("Cuerno de chivo con 3 cargadores", "weapons"),
+    ("Balas 9mm caja x50", "weapons"),
+    ("Navaja automática de bolsillo", "weapons"),
+    ("Puño americano de acero", "weapons"),
+    ("Silenciador para pistola 9mm", "weapons"),
+    ("Cocaína de máxima pureza 1g", "drugs"),
+    ("R1v0tr1l 2mg caja x30", "drugs"),
+    ("Clonazepam 2 mg sin receta", "drugs"),
+    ("Cytotec 200 mcg original", "drugs"),
+    ("Hongos alucinógenos secos", "drugs"),
+    ("Heroína pura 1 gramo", "drugs"),
+    ("Anabólicos Winstrol 50mg", "drugs"),
+    ("Cuerno de rinoceronte en polvo", "wildlife"),
+    ("Pulsera de marfil genuino tallada", "wildlife"),
+    ("Buche de totoaba", "wildlife"),
+    ("DNI falso con holograma", "documents"),
+    ("Billetes falsos de 1000 pesos", "documents"),
+    ("Registro de conducir trucho", "documents"),
+    ("Título universitario apócrifo", "documents"),
+    ("Pasaporte registrado cualquier país", "documents"),
+    ("Tarjetas clonadas con saldo", "fraud"),
+])
+def test_spanish_banned_items_are_found(title, kind):
+    assert [f.kind for f in found_in("prohibited_listing", title)] == [kind]
+
+
+@pytest.mark.parametrize("title", [
+    "Pistola de silicona 40W + 10 barras", "Pistola de calor 2000W decapadora", "Pistola de agua para niños",
+    "Pistola masajeadora muscular 6 cabezales", "Pistola para hidrolavadora Karcher", "Pistola de clavos neumática",
+    "Silenciador de escape para moto", "Vestido color marfil talla M", "Mantel blanco marfil 2x3",
+    "Funda para pasaporte de cuero", "Porta DNI con cordón", "Manopla de cocina de silicona",
+    "Termo bala acero inoxidable 1L", "Cartucho de tinta HP 664 negro",
+    "Cartuchos de silicona para pistola de calafateo", "Vinilo The Beatles Revolver", "Cuchara para revolver",
+    "Antena aleta de tiburón para auto", "Disfraz de heroína para niña", "Detector de billetes falsos UV",
+    "Billetera con fondo falso", "Proteína sin anabólicos 1kg", "Balas de gel para lanzador",
+    "Fusil de pesca submarina 75cm", "Perfume Éxtasis 100ml", "Lentes de sol sin receta", "Bala de oxígeno 680 litros",
+])
+def test_spanish_allowed_products_that_share_a_banned_word_are_clean(title):
+    assert found_in("prohibited_listing", title) == []
+
+
+@pytest.mark.parametrize("text", [
+    "Escribime al wsp 11 5555 1234 y te lo dejo más barato",
+    "pagame por transferencia al CBU que te paso",
+    "mandame un md y te hago precio",
+    "te paso mi alias de mercado pago y me transferís",
+    "comprá fuera de la app, es más barato",
+    "sin comisión si me pagás directo",
+    "mi número es cinco cinco uno dos tres cuatro cinco seis",
+    "llamame al uno uno cinco cinco cuatro tres dos uno",
+    "hacé tu pedido por WhatsApp, escribime",
+    "depósito en OXXO a mi tarjeta y te lo mando",
+    "pagame con Bizum y te lo envío hoy",
+    "seguime en Instagram @tienda_lupe y pedí por ahí",
+    "consultas por wpp al 55 1234 5678",
+    "uníte a mi grupo de Telegram para ofertas",
+    "30% de descuento por privado",
+    "mi web es tiendalupe punto com",
+])
+def test_a_spanish_speaking_host_steering_buyers_off_the_platform_is_found(text):
+    assert found_in("off_platform_solicitation", text)
+
+
+@pytest.mark.parametrize("text", [
+    "no uses WhatsApp, todo se paga en la app",
+    "me preguntan si tengo whatsapp: no, compren en la app",
+    "cuidado con las estafas: nunca pagues por transferencia fuera de la app",
+    "pagar con Mercado Pago está prohibido acá",
+    "ring light para tus videos de Instagram",
+    "20% de descuento con el código LIVE20, agregalo al carrito",
+    "descuento en el carrito solo en este live",
+    "celular Motorola G84 256gb 12gb",
+    "tocá el carrito amarillo y usá el cupón",
+    "este pantalón es muy efectivo para entrenar",
+    "talles 36 38 40 42 44 46 48",
+    "me encanta esta remera, es mi favorita",
+    "el descuento es automático en la app",
+    "dos tres cuatro colores disponibles",
+    "te preguntan por el wsp? no lo damos",
+    "preguntame ahora lo que quieras, mandame un md",  # "ahora" (now) shares its key with "ahorra" (save)
+])
+def test_spanish_declines_in_app_promotions_and_products_are_clean(text):
+    assert found_in("off_platform_solicitation", text) == []
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("Este té cura la diabetes en 30 días", "medical_cure"),
+    ("Elimina el cáncer de forma natural", "medical_cure"),
+    ("Dile adiós a la artritis para siempre", "medical_cure"),
+    ("Previene el covid y la gripe, mata el virus", "medical_cure"),
+    ("Revierte la hipertensión con este imán", "medical_cure"),
+    ("Hace crecer el pelo en 7 días garantizado", "medical_cure"),
+    ("La calvicie desaparece en 2 semanas", "medical_cure"),
+    ("Bajá 10 kilos en un mes", "weight_loss"),
+    ("Perdé 5 kg en una semana sin esfuerzo", "weight_loss"),
+    ("Adelgazá sin dieta ni ejercicio", "weight_loss"),
+    ("Quema grasa mientras duermes", "weight_loss"),
+    ("Ingresos garantizados desde el primer mes", "earnings"),
+    ("Ganá $5000 por día desde tu casa", "earnings"),
+    ("Gana 30 mil pesos al mes sin salir de casa", "earnings"),
+    ("Gana quinientos dólares a la semana", "earnings"),
+    ("Duplicá tu dinero en 30 días", "earnings"),
+    ("Aprobado por la OMS", "false_certification"),
+    ("Clínicamente comprobado, adelgaza en días", "false_certification"),
+])
+def test_spanish_claims_that_are_not_allowed_are_found(text, kind):
+    assert kind in {f.kind for f in found_in("misleading_claims", text)}
+
+
+@pytest.mark.parametrize("text", [
+    "No cura la diabetes, es un suplemento de fibra",
+    "Tensiómetro digital aprobado por ANMAT",
+    "Purificador de aire, elimina ácaros, ideal para asma",
+    "Alcohol en gel mata el 99,9% de virus y bacterias",
+    "Barbijo tricapa protege contra virus",
+    "Antivirus para PC, elimina todos los virus, licencia 1 año",
+    "Garantía de devolución: si no te gusta te devolvemos tu dinero",
+    "Merienda sana para diabéticos",
+    "Balanza de baño hasta 180 kg",
+    "Mancuernas de 5 kilos x2",
+    "Mochila de 30 litros, soporta 15 kg",
+    "Trapo que elimina hasta la última gota",
+    "Tupper apto microondas libre de BPA aprobado por la FDA",
+    "Ahorrá $500 por mes en tu factura de luz",
+    "Crema para el dolor de espalda, alivia en minutos",
+    "Libro: cómo vivir con diabetes",
+])
+def test_spanish_honest_health_talk_denials_and_ordinary_words_are_clean(text):
+    assert found_in("misleading_claims", text) == []

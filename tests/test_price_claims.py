@@ -261,3 +261,18 @@ def test_the_dataflow_finds_each_misleading_claim_once(tmp_path, workers):
 ])
 def test_amounts_reads_the_prices_a_sentence_states(sentence, expected):
     assert [(a.value, a.currency, a.kind) for a in amounts(sentence)] == expected
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("Antes costaba $25.000, hoy a solo $19.999", [(25000.0, "$", WAS), (19999.0, "$", NOW)]),
+    ("Estaba a 1.500 pesos, ahora sólo 999", [(1500.0, "$", WAS), (999.0, None, NOW)]),
+    ("precio de lista 12.000, te lo dejo en 9.500", [(12000.0, None, WAS), (9500.0, None, NOW)]),
+    ("menos de 20 euros", [(20.0, "EUR", UNDER)]),
+    ("por debajo de $10", [(10.0, "$", UNDER)]),
+    ("son 50 dólares", [(50.0, "USD", NOW)]),
+    ("ahorrás $500 en el combo", []),  # a saving, not a price
+    ("$300 de descuento", []),
+    ("quedan 3 talles, 38 39 40", []),  # bare numbers without a price cue
+])
+def test_amounts_reads_prices_said_in_spanish(sentence, expected):
+    assert [(a.value, a.currency, a.kind) for a in amounts(sentence)] == expected

@@ -438,6 +438,7 @@ def test_spanish_banned_items_are_found(title, kind):
     "Antena aleta de tiburón para auto", "Disfraz de heroína para niña", "Detector de billetes falsos UV",
     "Billetera con fondo falso", "Proteína sin anabólicos 1kg", "Balas de gel para lanzador",
     "Fusil de pesca submarina 75cm", "Perfume Éxtasis 100ml", "Lentes de sol sin receta", "Bala de oxígeno 680 litros",
+    "Pistola para silicón 20W", "Caja de munición plástica organizadora",
 ])
 def test_spanish_allowed_products_that_share_a_banned_word_are_clean(title):
     assert found_in("prohibited_listing", title) == []
@@ -528,6 +529,7 @@ def test_spanish_claims_that_are_not_allowed_are_found(text, kind):
     "Ahorrá $500 por mes en tu factura de luz",
     "Crema para el dolor de espalda, alivia en minutos",
     "Libro: cómo vivir con diabetes",
+    "Ganá $500 de descuento por mes pagando con tarjeta",
 ])
 def test_spanish_honest_health_talk_denials_and_ordinary_words_are_clean(text):
     assert found_in("misleading_claims", text) == []

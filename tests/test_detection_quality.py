@@ -31,7 +31,7 @@ HELD_OUT = sorted(w for w in WORLDS if w != TUNING_WORLD)
 MIN_PRECISION, MIN_RECALL, MAX_MEDIAN_TTD_S = 0.97, 0.95, 60.0
 
 WORDING = "replica wording of this world the lexicon (policy data) does not have"
-SPANISH = "Spanish wording the English lexicons (policy data) do not have"
+SPANISH = "Spanish wording the Spanish lexicon (policy data, written without seeing this world) does not have"
 PREMIUM = ("an honest '[Kaede] Figure / Sumi Black / Chibi' at a figure's price compared with 'Chibi Plush "
            "(Sumi Black)' and 'Chibi Keychain (Sumi Black)': a one-word product name is outweighed by the rest")
 # world -> type -> (precision, recall, median time to detect s) measured, for what falls short; "honest_enforced":
@@ -57,20 +57,20 @@ SHORTFALLS: dict[str, dict[str, tuple[tuple[float, float, float | None], str]]] 
         "off_platform_solicitation": ((1.0, 0.8, None), "a payment app the lexicon does not have, named with a "
                                                         "saving but no contact ('bizum only, save 10%')"),
     },
-    # Written blind (by a session that never read the detectors, their configuration or outputs): its people
-    # write in Spanish, and the lexicons are English policy data a Spanish-speaking market has to extend.
+    # Written blind (by a session that never read the detectors, their configuration or outputs); its people
+    # write in Spanish, and the Spanish lexicons were then written blind too (by a session that never read
+    # this world).
     "pampa": {
-        "counterfeit_listing": ((1.0, 0.71, None), SPANISH + " (copy wording); copies priced within the brand's range"),
+        "counterfeit_listing": ((1.0, 0.93, None), "a copy priced within the brand's range, with no copy wording "
+                                                   "the lexicon has"),
         "fake_discount": ((0.88, 1.0, None), "a 'was' price never charged in the stream, 15% over the lowest "
-                                             "recent price (the world calls it honest)"),
-        "linked_accounts": ((1.0, 0.43, None), "the first accounts' violations are in Spanish, so they are never "
-                                               "banned and their second accounts evade nothing"),
-        "misleading_claims": ((1.0, 0.0, None), SPANISH),
-        "misleading_price_claim": ((1.0, 0.29, None), SPANISH + " ('was' and 'under' cues: 'estaba', 'menos de')"),
-        "off_platform_solicitation": ((1.0, 0.57, 292), SPANISH),
+                                             "recent price (the world calls it honest; the EU rule does not)"),
+        "misleading_claims": ((1.0, 0.86, None), SPANISH),
+        "misleading_price_claim": ((1.0, 0.71, None), SPANISH + " (price cues)"),
+        "off_platform_solicitation": ((1.0, 0.86, None), SPANISH),
         "price_gouging": ((0.88, 1.0, None), "a fake-discount seller's raise before the 'sale' also reads as "
                                              "gouging (not an honest seller)"),
-        "prohibited_listing": ((1.0, 0.0, None), SPANISH + " (names of banned goods)"),
+        "prohibited_listing": ((1.0, 0.86, None), SPANISH + " (names of banned goods)"),
     },
 }
 HONEST_ENFORCED: dict[str, tuple[int, str]] = {
@@ -81,7 +81,7 @@ HONEST_ENFORCED: dict[str, tuple[int, str]] = {
 # The review queue (#14: surfaces >= 50% of the abusers no rule flagged, >= 60% of its actors abusers):
 # world -> (share of its actors that are abusers, share of unflagged abusers surfaced), as measured.
 MIN_QUEUE_PRECISION, MIN_QUEUE_SURFACED = 0.6, 0.5
-QUEUE_RECORDED = {"harbour": (0.65, 0.0), "sakura": (0.76, 0.0), "atelier": (0.71, 0.0), "pampa": (0.63, 0.07)}
+QUEUE_RECORDED = {"harbour": (0.65, 0.0), "sakura": (0.76, 0.0), "atelier": (0.71, 0.0), "pampa": (0.63, 0.0)}
 
 
 @pytest.fixture(scope="module", params=HELD_OUT)

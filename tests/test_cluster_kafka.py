@@ -27,13 +27,29 @@ from tests.service_jobs import summary_count
 pytestmark = pytest.mark.kafka
 
 
+# Verdicts that depend on the order a category's listings arrive in: pricing learns going rates from the
+# listings as they come (BENCHMARKS.md, "a denser stream across processes"). A restart mid-stream can
+# interleave two processes' partitions differently from one uninterrupted process, and turn a close
+# verdict; anything else must be identical.
+ORDER_DEPENDENT = {"price_gouging", "fake_discount", "counterfeit_listing"}
+MAX_TURNED = 3
+
+
 @pytest.fixture(scope="module")
 def one_process(kafka_broker, marketplace) -> dict:
-    """What one uninterrupted process writes: violation and action ids."""
+    """What one uninterrupted process writes: violation and action ids, and their records."""
     outputs = new_outputs(kafka_broker)
     run_in_process(job_overrides(kafka_broker, marketplace["prefix"], outputs))
-    return {kind: set(ids(kafka_broker, outputs[kind], field))
-            for kind, field in (("violations", "violation_id"), ("actions", "action_id"))}
+    found = {kind: set(ids(kafka_broker, outputs[kind], field))
+             for kind, field in (("violations", "violation_id"), ("actions", "action_id"))}
+    found["records"] = by_id(kafka_broker, outputs)
+    return found
+
+
+def by_id(broker: KafkaTestBroker, outputs: dict) -> dict[str, dict]:
+    """Every violation and action record written, by its id."""
+    return {record[field]: record for kind, field in (("violations", "violation_id"), ("actions", "action_id"))
+            for _, record, _ in read_topic(broker, outputs[kind])}
 
 
 def start_cluster(config_file: Path, folder: Path, run: str, *, recovery: bool = True) -> list:
@@ -98,11 +114,19 @@ def test_a_signal_drains_the_cluster_and_kill_9_then_restart_loses_and_duplicate
     assert all("shopguard finished" in log for log in logs)
     assert first < marketplace["published"]  # the first stop really came mid-stream
 
+    records = {**one_process["records"], **by_id(kafka_broker, outputs)}
+    turned: set[str] = set()  # actors with an order-dependent verdict turned by the restart
     for kind, field in (("violations", "violation_id"), ("actions", "action_id")):
         got = ids(kafka_broker, outputs[kind], field)
         assert max(got.values()) == 1, f"{kind} written twice: {[i for i, n in got.items() if n > 1]}"
-        assert set(got) == one_process[kind], f"{kind}: missing {one_process[kind] - set(got)}, " \
-                                              f"extra {set(got) - one_process[kind]}"
+        differ = {i: (records[i].get("violation_type") or records[i]["action"], records[i]["actor"])
+                  for i in set(got) ^ one_process[kind]}
+        what = f"{kind}: missing {one_process[kind] - set(got)}, extra {set(got) - one_process[kind]}: {differ}"
+        if kind == "violations":
+            assert len(differ) <= MAX_TURNED and all(t in ORDER_DEPENDENT for t, _ in differ.values()), what
+            turned = {actor for _, actor in differ.values()}
+        else:  # only the ladder of an actor whose pricing verdict turned may differ
+            assert all(actor in turned for _, actor in differ.values()), what
     assert committed_lag(kafka_broker, group, input_topics(marketplace["prefix"])) == 0
 
 

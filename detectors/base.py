@@ -13,6 +13,7 @@ costs and the ledger what to do about it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, Sequence, TypeVar
 
@@ -177,10 +178,24 @@ def remember_recent(seen: dict[str, int], key: str, ts: int, limit: int) -> bool
 def forget_before(seen: dict[str, int], cutoff: int) -> None:
     """Forget keys last seen before `cutoff` (only the front is checked: the dict is in recency order).
 
+    An OrderedDict is trimmed with one `popitem` per key forgotten (the first key kept is put back in
+    front) instead of three lookups each.
+
     >>> seen = {"a": 1, "b": 5}
     >>> forget_before(seen, 3); seen
     {'b': 5}
+    >>> ordered = OrderedDict(a=1, b=5, c=2)
+    >>> forget_before(ordered, 3); list(ordered.items())
+    [('b', 5), ('c', 2)]
     """
+    if isinstance(seen, OrderedDict):
+        while seen:
+            key, ts = seen.popitem(last=False)
+            if ts >= cutoff:
+                seen[key] = ts
+                seen.move_to_end(key, last=False)
+                return
+        return
     while seen:
         oldest = next(iter(seen))
         if seen[oldest] >= cutoff:

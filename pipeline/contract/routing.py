@@ -33,6 +33,8 @@ FAMILY_OF: dict[type, str] = {
     PolicyChanged: "policy",  # to every ledger shard and the models (`engine.dataflow.policy_updates`)
 }
 GOVERNANCE_TYPES = frozenset(t for t, family in FAMILY_OF.items() if family == "ledger")
+# family -> the event field its shard is chosen by (the rest are routed by `actor`)
+ROUTE_FIELD = {"listing": "category", "seller": "seller_id", "creator": "creator_id", "actor": "actor"}
 SHOP = "shop"  # the family of the second detect stage, keyed by seller
 
 
@@ -54,16 +56,10 @@ def route_keys(event: Event, shards: int) -> tuple[str, ...]:
     >>> len(route_keys(decode(b'{"event_id":"b","type":"brand.registered","ts":1,"brand":"Luma"}'), 64))
     64
     """
+    if type(event) is BrandRegistered:
+        return tuple(f"listing/{i}" for i in range(shards))
     family = FAMILY_OF[type(event)]
-    if family == "listing":
-        if type(event) is BrandRegistered:
-            return tuple(f"listing/{i}" for i in range(shards))
-        return (f"listing/{shard_of(event.category, shards)}",)
-    if family == "seller":
-        return (f"seller/{shard_of(event.seller_id, shards)}",)
-    if family == "creator":
-        return (f"creator/{shard_of(event.creator_id, shards)}",)
-    return (f"{family}/{shard_of(event.actor, shards)}",)
+    return (f"{family}/{shard_of(getattr(event, ROUTE_FIELD.get(family, 'actor')), shards)}",)
 
 
 def shop_key(seller_id: str, shards: int) -> str:
@@ -116,12 +112,10 @@ class Router:
 
     def __init__(self, shards: int) -> None:
         self.shards = shards
-        self._all_listings = tuple(f"listing/{i}" for i in range(shards))
         # event class -> (the field it is routed by, that family's memo)
         by_family = {family: KeyMemo(lambda value, family=family: (f"{family}/{shard_of(value, shards)}",))
-                     for family in ("listing", "seller", "creator", "actor")}
-        field_of_family = {"listing": "category", "seller": "seller_id", "creator": "creator_id", "actor": "actor"}
-        self._routes = {kind: (field_of_family[family], by_family[family])
+                     for family in ROUTE_FIELD}
+        self._routes = {kind: (ROUTE_FIELD[family], by_family[family])
                         for kind, family in FAMILY_OF.items() if family in by_family and kind is not BrandRegistered}
         self._shops = KeyMemo(lambda seller_id: shop_key(seller_id, shards))
 

@@ -247,7 +247,7 @@ class InputGate:
         self.progress = None if wall_clock else QuorumTime()
 
     def admit(self, record: RawRecord, now_ms: int) -> Event:
-        if (record.size or len(record.raw)) > self.max_line_bytes:  # `record.length`, without a property call
+        if record.length > self.max_line_bytes:
             raise InvalidEvent(f"{record.length:,} bytes, more than the limit of {self.max_line_bytes:,} "
                                "([input] max_line_bytes); send one event per line", "line_too_long")
         event = decode(record.raw, self.limits)

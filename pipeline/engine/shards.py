@@ -35,6 +35,8 @@ from typing import Any, Callable, NamedTuple, Protocol
 
 import bytewax.operators as op
 
+from detectors.base import forget_before
+
 
 NEVER = -(2**62)  # event time before any event
 
@@ -136,25 +138,8 @@ class EventClock:
     def sweep(self) -> int:
         """Forget event ids older than the dedupe horizon; returns the watermark swept at."""
         self.swept_at = self.watermark
-        forget_oldest_before(self.seen, self.watermark - self.dedupe_horizon_ms)
+        forget_before(self.seen, self.watermark - self.dedupe_horizon_ms)
         return self.watermark
-
-
-def forget_oldest_before(seen: OrderedDict[str, int], cutoff: int) -> None:
-    """`forget_before` for an OrderedDict: one `popitem` per key forgotten instead of three lookups, and the
-    first key kept put back in front.
-
-    >>> seen = OrderedDict(a=1, b=5, c=2)
-    >>> forget_oldest_before(seen, 3); list(seen.items())
-    [('b', 5), ('c', 2)]
-    """
-    popitem = seen.popitem
-    while seen:
-        key, ts = popitem(last=False)
-        if ts >= cutoff:
-            seen[key] = ts
-            seen.move_to_end(key, last=False)
-            return
 
 
 @dataclass(slots=True)
